@@ -1,0 +1,218 @@
+/**
+ * Gateway configuration, read from the environment once at start-up.
+ *
+ * Every problem is reported as a ConfigError whose message names the variable and what is wrong
+ * with it, so an operator can fix a deployment from one log line. Secret values are never echoed.
+ */
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface WorkflowCatalog {
+  /** Workflow name → upstream workflow id, in the order the operator listed them. */
+  readonly ids: ReadonlyMap<string, string>;
+  readonly defaultName: string;
+}
+
+export interface IdvSettings {
+  /** Where the gateway sends API calls; null means "start the embedded emulator" (development only). */
+  readonly baseUrl: string | null;
+  /** Origin (and optional path) that phones can reach, used in handoff URLs; null means "same as baseUrl". */
+  readonly publicUrl: string | null;
+  readonly apiKey: string | null;
+  readonly apiKeyScheme: string | null;
+  /** Null when no IDV_WORKFLOWS is set; only allowed with the emulator, which then supplies its own. */
+  readonly workflows: WorkflowCatalog | null;
+  readonly tokenTtlSeconds: number;
+  readonly timeoutMs: number;
+}
+
+export type AuthKeySource =
+  | { readonly kind: 'secret'; readonly secret: string }
+  | { readonly kind: 'jwks'; readonly url: string }
+  /** No key configured: development only, the server generates a secret and prints a token. */
+  | { readonly kind: 'dev' };
+
+export interface AuthSettings {
+  readonly key: AuthKeySource;
+  readonly issuer: string | null;
+  readonly audience: string | null;
+  readonly userClaim: string;
+}
+
+export interface GatewayConfig {
+  readonly production: boolean;
+  readonly port: number;
+  readonly host: string | null;
+  readonly logLevel: LogLevel;
+  readonly idv: IdvSettings;
+  readonly auth: AuthSettings;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+// RFC 9110 token characters: what may stand as an auth scheme in a header.
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Visible ASCII only: the key travels in a header, and whitespace at either end would be lost.
+const HEADER_SAFE_SECRET = /^[\x21-\x7e]+$/;
+const WORKFLOW_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+// Workflow ids are opaque upstream strings; only refuse what cannot sit in a query string cleanly.
+const WORKFLOW_ID = /^[^\s,=]{1,256}$/;
+const CLAIM_NAME = /^[^\s]{1,128}$/;
+// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
+const MIN_HS256_SECRET_BYTES = 32;
+
+/** Reads a variable, treating an empty or all-blank value as unset (as most deploy tools write them). */
+function read(env: Env, name: string): string | null {
+  const value = env[name];
+  if (value === undefined) return null;
+  const trimmed = value.trim();
+  return trimmed === '' ? null : trimmed;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === null) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got "${clip(raw)}")`);
+  }
+  return Number(raw);
+}
+
+/** Parses an http(s) URL with no query, fragment or credentials, and drops a trailing slash. */
+function baseUrl(env: Env, name: string): string | null {
+  const raw = read(env, name);
+  if (raw === null) return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute http(s) URL such as https://idv.example.com (got "${clip(raw)}")`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${name} must use http or https (got "${url.protocol}")`);
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(`${name} must not contain credentials; put the API key in IDV_API_KEY`);
+  }
+  if (url.search || url.hash) {
+    throw new ConfigError(`${name} must not have a query string or fragment`);
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+function clip(value: string): string {
+  return value.length > 60 ? `${value.slice(0, 60)}…` : value;
+}
+
+/** Parses `name=id,name=id`; the default is IDV_DEFAULT_WORKFLOW or the first entry. */
+export function parseWorkflows(list: string, defaultName: string | null): WorkflowCatalog {
+  const ids = new Map<string, string>();
+  for (const entry of list.split(',')) {
+    const item = entry.trim();
+    if (item === '') continue;
+    const eq = item.indexOf('=');
+    const name = eq < 0 ? item : item.slice(0, eq).trim();
+    const id = eq < 0 ? '' : item.slice(eq + 1).trim();
+    if (!WORKFLOW_NAME.test(name)) {
+      throw new ConfigError(
+        `IDV_WORKFLOWS has an invalid name "${clip(name)}": use letters, digits, "_", "." or "-" (at most 64), as in "kyc=<workflow id>"`,
+      );
+    }
+    if (!WORKFLOW_ID.test(id)) {
+      throw new ConfigError(`IDV_WORKFLOWS entry "${clip(name)}" needs a workflow id after "=" (no spaces or commas), as in "${name}=<workflow id>"`);
+    }
+    if (ids.has(name)) throw new ConfigError(`IDV_WORKFLOWS names "${name}" twice`);
+    ids.set(name, id);
+  }
+  const first = ids.keys().next();
+  if (first.done) throw new ConfigError('IDV_WORKFLOWS must list at least one workflow, as in "kyc=<workflow id>"');
+  if (defaultName !== null && !ids.has(defaultName)) {
+    throw new ConfigError(`IDV_DEFAULT_WORKFLOW "${clip(defaultName)}" is not one of IDV_WORKFLOWS (${[...ids.keys()].join(', ')})`);
+  }
+  return { ids, defaultName: defaultName ?? first.value };
+}
+
+function parseIdv(env: Env, production: boolean): IdvSettings {
+  const base = baseUrl(env, 'IDV_BASE_URL');
+  const publicUrl = baseUrl(env, 'IDV_PUBLIC_URL');
+  const apiKey = read(env, 'IDV_API_KEY');
+  const apiKeyScheme = read(env, 'IDV_API_KEY_SCHEME');
+  const workflowList = read(env, 'IDV_WORKFLOWS');
+  const defaultWorkflow = read(env, 'IDV_DEFAULT_WORKFLOW');
+
+  if (base === null) {
+    if (production) throw new ConfigError('IDV_BASE_URL is required when NODE_ENV=production (the embedded emulator is for development only)');
+    if (publicUrl !== null) throw new ConfigError('IDV_PUBLIC_URL is set but IDV_BASE_URL is not; set both, or neither to use the embedded emulator');
+  } else {
+    if (apiKey === null) throw new ConfigError('IDV_API_KEY is required when IDV_BASE_URL is set');
+    if (workflowList === null) throw new ConfigError('IDV_WORKFLOWS is required when IDV_BASE_URL is set, as in "kyc=<workflow id>"');
+  }
+  if (apiKey !== null && !HEADER_SAFE_SECRET.test(apiKey)) {
+    throw new ConfigError('IDV_API_KEY must be printable ASCII without spaces (it is sent in a header)');
+  }
+  if (apiKeyScheme !== null && !HTTP_TOKEN.test(apiKeyScheme)) {
+    throw new ConfigError(`IDV_API_KEY_SCHEME must be a single word such as "ApiKey" (got "${clip(apiKeyScheme)}")`);
+  }
+  if (workflowList === null && defaultWorkflow !== null) {
+    throw new ConfigError('IDV_DEFAULT_WORKFLOW is set but IDV_WORKFLOWS is not');
+  }
+  return {
+    baseUrl: base,
+    publicUrl,
+    apiKey,
+    apiKeyScheme,
+    workflows: workflowList === null ? null : parseWorkflows(workflowList, defaultWorkflow),
+    tokenTtlSeconds: integer(env, 'IDV_TOKEN_TTL_SECONDS', 3600, 60, 86_400),
+    timeoutMs: integer(env, 'IDV_TIMEOUT_MS', 5000, 100, 120_000),
+  };
+}
+
+function parseAuth(env: Env, production: boolean): AuthSettings {
+  const secret = read(env, 'AUTH_JWT_SECRET');
+  const jwksUrl = read(env, 'AUTH_JWKS_URL');
+  let key: AuthKeySource;
+  if (secret !== null && jwksUrl !== null) {
+    throw new ConfigError('set either AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256), not both');
+  } else if (secret !== null) {
+    if (Buffer.byteLength(secret, 'utf8') < MIN_HS256_SECRET_BYTES) {
+      throw new ConfigError(`AUTH_JWT_SECRET must be at least ${MIN_HS256_SECRET_BYTES} bytes long for HS256`);
+    }
+    key = { kind: 'secret', secret };
+  } else if (jwksUrl !== null) {
+    const url = baseUrl(env, 'AUTH_JWKS_URL');
+    if (production && url?.startsWith('http:')) {
+      throw new ConfigError('AUTH_JWKS_URL must use https when NODE_ENV=production');
+    }
+    key = { kind: 'jwks', url: url ?? jwksUrl };
+  } else if (production) {
+    throw new ConfigError('AUTH_JWT_SECRET or AUTH_JWKS_URL is required when NODE_ENV=production');
+  } else {
+    key = { kind: 'dev' };
+  }
+  const userClaim = read(env, 'AUTH_USER_CLAIM') ?? 'sub';
+  if (!CLAIM_NAME.test(userClaim)) throw new ConfigError('AUTH_USER_CLAIM must be a claim name without spaces, such as "sub"');
+  return { key, issuer: read(env, 'AUTH_ISSUER'), audience: read(env, 'AUTH_AUDIENCE'), userClaim };
+}
+
+export function parseConfig(env: Env): GatewayConfig {
+  const nodeEnv = read(env, 'NODE_ENV');
+  const production = nodeEnv === 'production';
+  const logLevel = (read(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${clip(logLevel)}")`);
+  }
+  const host = read(env, 'HOST');
+  return {
+    production,
+    port: integer(env, 'PORT', 4000, 0, 65_535),
+    host,
+    logLevel: logLevel as LogLevel,
+    idv: parseIdv(env, production),
+    auth: parseAuth(env, production),
+  };
+}

@@ -1,0 +1,69 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * The error codes clients can branch on. Each has a fixed `retryable` answer, so a client can
+ * decide "retry with backoff" or "show the user / fix the call" without knowing gateway internals.
+ */
+export const ErrorCode = {
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  AUTH_UNAVAILABLE: 'AUTH_UNAVAILABLE',
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  IDV_UNAVAILABLE: 'IDV_UNAVAILABLE',
+  IDV_FAILED: 'IDV_FAILED',
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const RETRYABLE: Record<ErrorCode, boolean> = {
+  UNAUTHENTICATED: false,
+  AUTH_UNAVAILABLE: true,
+  BAD_USER_INPUT: false,
+  IDV_UNAVAILABLE: true,
+  IDV_FAILED: false,
+  INTERNAL_SERVER_ERROR: false,
+};
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+};
+
+export const INTERNAL_ERROR_MESSAGE = 'Something went wrong in the gateway. It has been logged; try again later.';
+
+export function gatewayError(
+  code: ErrorCode,
+  message: string,
+  extra: { headers?: Record<string, string>; extensions?: Record<string, unknown> } = {},
+): GraphQLError {
+  const status = HTTP_STATUS[code];
+  const http = status !== undefined || extra.headers ? { http: { status, headers: toHeaderMap(extra.headers) } } : {};
+  return new GraphQLError(message, {
+    extensions: { code, retryable: RETRYABLE[code], ...extra.extensions, ...http },
+  });
+}
+
+function toHeaderMap(headers: Record<string, string> | undefined): Map<string, string> | undefined {
+  return headers ? new Map(Object.entries(headers)) : undefined;
+}
+
+/**
+ * Codes that reach the client as they are: ours, plus the ones Apollo Server and graphql-js
+ * assign to a malformed request. Anything else is masked as INTERNAL_SERVER_ERROR.
+ */
+const PASSTHROUGH_CODES = new Set<string>([
+  ...Object.values(ErrorCode).filter((code) => code !== ErrorCode.INTERNAL_SERVER_ERROR),
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
+
+export function isPassthroughCode(code: unknown): code is string {
+  return typeof code === 'string' && PASSTHROUGH_CODES.has(code);
+}
+
+/** Whether a client may retry the same request unchanged; unknown codes never are. */
+export function isRetryable(code: string): boolean {
+  return code in RETRYABLE ? RETRYABLE[code as ErrorCode] : false;
+}

@@ -1,0 +1,179 @@
+import http from 'node:http';
+import https from 'node:https';
+import got, { RequestError, type Got, type Response } from 'got';
+import type { Logger } from 'pino';
+import {
+  IdvError,
+  type CallContext,
+  type EphemeralDevice,
+  type IdvPlatform,
+  type IdvStep,
+  type StartedSession,
+} from './platform.js';
+
+export interface IdvClientSettings {
+  readonly baseUrl: string;
+  readonly apiKey: string;
+  /** When set, the key is sent as "<scheme> <key>"; the original guide sends it bare. */
+  readonly apiKeyScheme: string | null;
+  readonly timeoutMs: number;
+}
+
+// What the platform may put in an Authorization header value we pass on verbatim: visible
+// ASCII and inner spaces. Anything else would be refused by Node's header validation anyway.
+const HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+const MAX_TOKEN_LENGTH = 8192;
+const MAX_SESSION_ID_LENGTH = 256;
+
+/**
+ * The IDV platform over HTTP, per ../shared/idv-contract.md.
+ *
+ * Retries: none, in either step. The session step must never be repeated once the platform may
+ * have received it: the platform has no idempotency keys, so a retry could start a second (paid)
+ * session. The device step would be safe to repeat, but the caller's own retry (every temporary
+ * failure is reported as retryable) does the same job without holding the request open here.
+ */
+export class IdvApiClient implements IdvPlatform {
+  readonly #http: Got;
+  readonly #apiKeyHeader: string;
+  readonly #agents: { http: http.Agent; https: https.Agent };
+
+  constructor(
+    settings: IdvClientSettings,
+    private readonly logger: Logger,
+  ) {
+    this.#apiKeyHeader = settings.apiKeyScheme ? `${settings.apiKeyScheme} ${settings.apiKey}` : settings.apiKey;
+    this.#agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+    this.#http = got.extend({
+      prefixUrl: `${settings.baseUrl}/`,
+      agent: this.#agents,
+      timeout: { request: settings.timeoutMs },
+      retry: { limit: 0 },
+      // A redirect is outside the contract, and following one could carry our key elsewhere.
+      followRedirect: false,
+      throwHttpErrors: false,
+      responseType: 'text',
+      headers: { accept: 'application/json', 'user-agent': 'idv-gateway' },
+    });
+  }
+
+  async createEphemeralDevice(ttlSeconds: number, context: CallContext = {}): Promise<EphemeralDevice> {
+    const body = await this.#post('device', 'api/device/ephemeral', {
+      authorization: this.#apiKeyHeader,
+      json: { ttl: ttlSeconds },
+      context,
+    });
+    const token = isRecord(body) ? body.authorization : undefined;
+    if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !HEADER_VALUE.test(token)) {
+      throw new IdvError('invalid-response', 'device', 'ephemeral device answer has no usable "authorization" string');
+    }
+    return { authorization: token };
+  }
+
+  async startSession(
+    request: { token: string; workflowId: string; externalUserId: string },
+    context: CallContext = {},
+  ): Promise<StartedSession> {
+    const body = await this.#post('session', 'api/sessions', {
+      authorization: request.token,
+      searchParams: { workflowId: request.workflowId },
+      json: { metadata: { externalUserId: request.externalUserId } },
+      context,
+    });
+    // The platform's session object has `id`; the vendor's own load tests fall back to `sessionId`.
+    const id = isRecord(body) ? (body.id ?? body.sessionId) : undefined;
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH || !HEADER_VALUE.test(id)) {
+      throw new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string');
+    }
+    return { id };
+  }
+
+  /** Closes idle keep-alive sockets so the process can exit promptly. */
+  close(): void {
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
+  }
+
+  async #post(
+    step: IdvStep,
+    path: string,
+    options: { authorization: string; json: unknown; searchParams?: Record<string, string>; context: CallContext },
+  ): Promise<unknown> {
+    const started = performance.now();
+    const headers: Record<string, string> = { authorization: options.authorization };
+    if (options.context.requestId) headers['x-request-id'] = options.context.requestId;
+    let response: Response<string>;
+    try {
+      response = await this.#http.post(path, {
+        headers,
+        json: options.json,
+        searchParams: options.searchParams,
+        signal: options.context.signal,
+      });
+    } catch (error) {
+      throw this.#fail(networkFailure(step, error, elapsed(started)));
+    }
+    const durationMs = elapsed(started);
+    const { statusCode } = response;
+    if (statusCode >= 200 && statusCode < 300) {
+      try {
+        return JSON.parse(response.body) as unknown;
+      } catch {
+        throw this.#fail(new IdvError('invalid-response', step, `HTTP ${statusCode} with a body that is not JSON`, { status: statusCode, durationMs }));
+      }
+    }
+    throw this.#fail(httpFailure(step, statusCode, response.headers['retry-after'], durationMs));
+  }
+
+  #fail(error: IdvError): IdvError {
+    // Logged here, once, with only what is safe: never headers, URLs, bodies or the got error itself
+    // (its `options` carry the Authorization header).
+    const level = error.kind === 'unavailable' ? 'warn' : 'error';
+    this.logger[level](
+      { step: error.step, kind: error.kind, ...error.details },
+      `IDV ${error.step} call failed: ${error.message}`,
+    );
+    return error;
+  }
+}
+
+function httpFailure(step: IdvStep, status: number, retryAfter: string | undefined, durationMs: number): IdvError {
+  const details = { status, durationMs, retryAfterSeconds: parseRetryAfter(retryAfter) };
+  if (status === 408 || status === 429 || status >= 500) {
+    return new IdvError('unavailable', step, `HTTP ${status}`, details);
+  }
+  if (status === 401 || status === 403) {
+    return new IdvError('rejected', step, `HTTP ${status}: the platform refused our credentials; check IDV_API_KEY, IDV_API_KEY_SCHEME and the key's permissions`, details);
+  }
+  if (step === 'session' && (status === 400 || status === 404)) {
+    return new IdvError('rejected', step, `HTTP ${status}: the platform refused the session; check the workflow id in IDV_WORKFLOWS`, details);
+  }
+  if (status >= 400) return new IdvError('rejected', step, `HTTP ${status}`, details);
+  return new IdvError('invalid-response', step, `HTTP ${status} is outside the contract`, details);
+}
+
+function networkFailure(step: IdvStep, error: unknown, durationMs: number): IdvError {
+  if (error instanceof RequestError) {
+    return new IdvError('unavailable', step, `${error.name} (${error.code})`, { errorCode: error.code, durationMs });
+  }
+  const name = error instanceof Error ? error.name : typeof error;
+  return new IdvError('unavailable', step, `request failed (${name})`, { errorCode: name, durationMs });
+}
+
+/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
+}

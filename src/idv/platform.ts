@@ -1,0 +1,59 @@
+/**
+ * What the gateway needs from the IDV platform, independent of how it is reached.
+ * The real implementation is IdvApiClient (HTTP, see client.ts); tests drive it against the
+ * embedded emulator over real HTTP rather than swapping this interface out.
+ */
+
+export type IdvStep = 'device' | 'session';
+
+export interface EphemeralDevice {
+  /** A whole Authorization header value for the session call (e.g. "Token tr-…"): opaque, used verbatim. */
+  readonly authorization: string;
+}
+
+export interface StartedSession {
+  readonly id: string;
+}
+
+export interface CallContext {
+  /** Aborts the upstream call, e.g. when the caller has gone away. */
+  readonly signal?: AbortSignal;
+  /** Correlates the upstream's logs with ours. */
+  readonly requestId?: string;
+}
+
+export interface IdvPlatform {
+  createEphemeralDevice(ttlSeconds: number, context?: CallContext): Promise<EphemeralDevice>;
+  startSession(
+    request: { token: string; workflowId: string; externalUserId: string },
+    context?: CallContext,
+  ): Promise<StartedSession>;
+}
+
+/**
+ * Why an upstream call failed, modelled as data rather than as an exception's message:
+ * - `unavailable`: temporary (timeout, connection failure, 429, 5xx); the same request may work later.
+ * - `rejected`: the platform refused our request (4xx); retrying will not help until config changes.
+ * - `invalid-response`: a 2xx (or other) answer outside the contract (HTML, missing fields).
+ * The message is for logs only and never contains the API key, a token or a URL.
+ */
+export type IdvFailureKind = 'unavailable' | 'rejected' | 'invalid-response';
+
+export class IdvError extends Error {
+  override name = 'IdvError';
+  constructor(
+    readonly kind: IdvFailureKind,
+    readonly step: IdvStep,
+    message: string,
+    readonly details: {
+      readonly status?: number;
+      /** Network error code (ECONNREFUSED, ETIMEDOUT, …) when there was no HTTP answer. */
+      readonly errorCode?: string;
+      /** From a Retry-After header, when the platform sent one. */
+      readonly retryAfterSeconds?: number;
+      readonly durationMs?: number;
+    } = {},
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,35 @@
+import { pino, type Logger, type LoggerOptions } from 'pino';
+import type { LogLevel } from './config.js';
+
+/**
+ * Paths that could carry a credential if some object ends up in a log line: the caller's bearer
+ * token, our API key, the ephemeral token and the handoff URLs that embed it. Defence in depth:
+ * the code logs none of these on purpose.
+ */
+const REDACTED_PATHS = [
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  '*.authorization',
+  'apiKey',
+  '*.apiKey',
+  'token',
+  '*.token',
+  'mobileUrl',
+  'captureUrl',
+  '*.mobileUrl',
+  '*.captureUrl',
+];
+
+export function createLogger(options: { level: LogLevel; pretty: boolean }, destination?: pino.DestinationStream): Logger {
+  const config: LoggerOptions = {
+    level: options.level,
+    base: { service: 'idv-gateway' },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  };
+  if (destination) return pino(config, destination);
+  if (options.pretty) {
+    return pino({ ...config, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+  }
+  return pino(config);
+}

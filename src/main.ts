@@ -1,0 +1,73 @@
+import { ConfigError, parseConfig } from './config.js';
+import { startGateway } from './gateway.js';
+import { createLogger } from './logger.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`idv-gateway: configuration error: ${error.message}`);
+    process.exitCode = 1;
+    return;
+  }
+  const logger = createLogger({ level: config.logLevel, pretty: !config.production && process.stdout.isTTY });
+
+  let gateway;
+  try {
+    gateway = await startGateway(config, logger);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    console.error(`idv-gateway: could not start: ${reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  logger.info({ url: gateway.url, emulator: gateway.emulator !== null }, 'gateway ready');
+  if (!config.production) printBanner(gateway.url, gateway.emulator?.url ?? null, gateway.devToken);
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    gateway.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+function printBanner(url: string, emulatorUrl: string | null, devToken: string | null): void {
+  const lines = [
+    '',
+    `  idv-gateway is listening: ${url}`,
+    emulatorUrl
+      ? `  IDV platform: the embedded emulator at ${emulatorUrl} (set IDV_BASE_URL to use a real one)`
+      : '  IDV platform: as configured by IDV_BASE_URL',
+  ];
+  if (devToken) {
+    lines.push(
+      '',
+      '  Development bearer token (user "dev-user", valid 12 hours; signed with a secret made at start-up unless AUTH_JWT_SECRET is set):',
+      '',
+      `  ${devToken}`,
+      '',
+      '  Try it:',
+      `  curl -s ${url} -H 'content-type: application/json' -H 'authorization: Bearer ${devToken}' \\`,
+      `    -d '{"query":"mutation { startVerification { sessionId captureUrl mobileUrl expiresAt workflow } }"}'`,
+    );
+  }
+  lines.push('');
+  console.log(lines.join('\n'));
+}
+
+await main();

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from '@apollo/server/plugin/landingPage/default';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import express, { type ErrorRequestHandler } from 'express';
+import type { GraphQLFormattedError } from 'graphql';
+import type { Logger } from 'pino';
+import type { Authenticate } from './auth.js';
+import type { GatewayContext } from './context.js';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, isPassthroughCode, isRetryable } from './errors.js';
+import { resolvers } from './resolvers/index.js';
+import { loadTypeDefs } from './schema.js';
+import type { VerificationService } from './verification.js';
+
+export interface ServerOptions {
+  readonly production: boolean;
+  readonly logger: Logger;
+  readonly authenticate: Authenticate;
+  readonly verification: VerificationService;
+  /** Headers Apollo Sandbox starts with in development, e.g. the dev bearer token. */
+  readonly sandboxHeaders?: Record<string, string>;
+}
+
+export interface GatewayServer {
+  readonly app: express.Express;
+  listen(port: number, host?: string | null): Promise<{ url: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+const BODY_LIMIT = '64kb';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const EXAMPLE_OPERATION = `mutation StartVerification($input: StartVerificationInput) {
+  startVerification(input: $input) {
+    sessionId
+    captureUrl
+    mobileUrl
+    expiresAt
+    workflow
+  }
+}
+`;
+
+export async function createServer(options: ServerOptions): Promise<GatewayServer> {
+  const { logger, production } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = http.createServer(app);
+
+  const apollo = new ApolloServer<GatewayContext>({
+    typeDefs: loadTypeDefs(),
+    resolvers,
+    introspection: !production,
+    includeStacktraceInErrorResponses: false,
+    allowBatchedHttpRequests: false,
+    csrfPrevention: true,
+    formatError: (formatted) => formatError(formatted, logger),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      production
+        ? ApolloServerPluginLandingPageDisabled()
+        : ApolloServerPluginLandingPageLocalDefault({
+            embed: true,
+            document: EXAMPLE_OPERATION,
+            ...(options.sandboxHeaders ? { headers: options.sandboxHeaders } : {}),
+          }),
+      operationLog(),
+    ],
+  });
+  await apollo.start();
+
+  app.use(
+    '/graphql',
+    (_req, res, next) => {
+      // A handoff carries a live credential: no shared cache may keep it.
+      res.setHeader('cache-control', 'no-store');
+      next();
+    },
+    express.json({ limit: BODY_LIMIT }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }): Promise<GatewayContext> => {
+        const incoming = req.get('x-request-id');
+        const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('x-request-id', requestId);
+        const controller = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) controller.abort();
+        });
+        return {
+          auth: await options.authenticate(req.get('authorization')),
+          verification: options.verification,
+          logger: logger.child({ requestId }),
+          requestId,
+          signal: controller.signal,
+        };
+      },
+    }),
+  );
+  app.use(httpErrorHandler(logger));
+
+  return {
+    app,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host ?? undefined, () => {
+          httpServer.off('error', reject);
+          const address = httpServer.address() as AddressInfo;
+          const shownHost = host && host !== '0.0.0.0' && host !== '::' ? host : 'localhost';
+          const urlHost = shownHost.includes(':') ? `[${shownHost}]` : shownHost;
+          resolve({ url: `http://${urlHost}:${address.port}/graphql`, port: address.port });
+        });
+      }),
+    // Apollo's drain plugin closes the listener and waits for in-flight requests.
+    stop: () => apollo.stop(),
+  };
+}
+
+/**
+ * Error masking by allow-list: the project's own codes and GraphQL's request errors pass through
+ * (with `retryable` filled in); anything else is an unexpected failure, logged and made generic.
+ */
+function formatError(formatted: GraphQLFormattedError, logger: Logger): GraphQLFormattedError {
+  const code = formatted.extensions?.code;
+  if (isPassthroughCode(code)) {
+    const retryable = formatted.extensions?.retryable ?? isRetryable(code);
+    return { ...formatted, extensions: { ...formatted.extensions, code, retryable } };
+  }
+  logger.error({ code, message: formatted.message, path: formatted.path }, 'unexpected error, masked for the client');
+  return {
+    message: INTERNAL_ERROR_MESSAGE,
+    ...(formatted.path ? { path: formatted.path } : {}),
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, retryable: false },
+  };
+}
+
+/** One log line per GraphQL operation: what ran, for whom (never the token), how it ended. */
+function operationLog(): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      const started = performance.now();
+      return {
+        async willSendResponse({ operationName, errors, contextValue: context }) {
+          const codes = errors?.map((error) => error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
+          (context ?? contextValue).logger.info(
+            {
+              operation: operationName ?? null,
+              outcome: codes?.[0] ?? 'OK',
+              durationMs: Math.round(performance.now() - started),
+            },
+            'graphql operation',
+          );
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Failures before GraphQL runs (malformed JSON, a body over the limit, a bad content encoding)
+ * get a JSON answer in GraphQL's error shape instead of Express's HTML page.
+ */
+function httpErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    if (res.headersSent) return next(error);
+    const status = httpStatusOf(error);
+    const message =
+      status === 413
+        ? `The request body is larger than ${BODY_LIMIT}.`
+        : status < 500
+          ? 'The request body is not valid JSON for a GraphQL request.'
+          : INTERNAL_ERROR_MESSAGE;
+    if (status >= 500) logger.error({ err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'request failed');
+    res.status(status).json({
+      errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
+    });
+  };
+}
+
+function httpStatusOf(error: unknown): number {
+  const status = (error as { status?: unknown })?.status;
+  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+}
