@@ -1,4 +1,5 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Logger } from 'pino';
 
 /**
  * The error codes clients can branch on. Each has a fixed `retryable` answer, so a client can
@@ -59,11 +60,25 @@ const PASSTHROUGH_CODES = new Set<string>([
   'PERSISTED_QUERY_NOT_SUPPORTED',
 ]);
 
-export function isPassthroughCode(code: unknown): code is string {
+function isPassthroughCode(code: unknown): code is string {
   return typeof code === 'string' && PASSTHROUGH_CODES.has(code);
 }
 
-/** Whether a client may retry the same request unchanged; unknown codes never are. */
-export function isRetryable(code: string): boolean {
-  return code in RETRYABLE ? RETRYABLE[code as ErrorCode] : false;
+/**
+ * Apollo's formatError: the allow-listed codes pass through with `retryable` filled in (GraphQL's
+ * own request errors are never retryable); anything else is an unexpected failure, logged and
+ * answered with a generic INTERNAL_SERVER_ERROR that reveals nothing of its cause.
+ */
+export function maskError(formatted: GraphQLFormattedError, logger: Logger): GraphQLFormattedError {
+  const code = formatted.extensions?.code;
+  if (isPassthroughCode(code)) {
+    const retryable = formatted.extensions?.retryable ?? (code in RETRYABLE && RETRYABLE[code as ErrorCode]);
+    return { ...formatted, extensions: { ...formatted.extensions, code, retryable } };
+  }
+  logger.error({ code, cause: formatted.message, path: formatted.path }, 'unexpected error, masked for the client');
+  return {
+    message: INTERNAL_ERROR_MESSAGE,
+    ...(formatted.path ? { path: formatted.path } : {}),
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, retryable: false },
+  };
 }

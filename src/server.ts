@@ -3,18 +3,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import {
-  ApolloServerPluginLandingPageLocalDefault,
-  ApolloServerPluginLandingPageProductionDefault,
-} from '@apollo/server/plugin/landingPage/default';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler } from 'express';
-import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import type { Authenticate } from './auth.js';
 import type { GatewayContext } from './context.js';
-import { ErrorCode, INTERNAL_ERROR_MESSAGE, isPassthroughCode, isRetryable } from './errors.js';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
 import type { VerificationService } from './verification.js';
@@ -60,7 +56,9 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
     csrfPrevention: true,
-    formatError: (formatted) => formatError(formatted, logger),
+    // main.ts owns signal handling (graceful shutdown); Apollo's own handler would re-raise the signal.
+    stopOnTerminationSignals: false,
+    formatError: (formatted) => maskError(formatted, logger),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       production
@@ -119,24 +117,6 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       }),
     // Apollo's drain plugin closes the listener and waits for in-flight requests.
     stop: () => apollo.stop(),
-  };
-}
-
-/**
- * Error masking by allow-list: the project's own codes and GraphQL's request errors pass through
- * (with `retryable` filled in); anything else is an unexpected failure, logged and made generic.
- */
-function formatError(formatted: GraphQLFormattedError, logger: Logger): GraphQLFormattedError {
-  const code = formatted.extensions?.code;
-  if (isPassthroughCode(code)) {
-    const retryable = formatted.extensions?.retryable ?? isRetryable(code);
-    return { ...formatted, extensions: { ...formatted.extensions, code, retryable } };
-  }
-  logger.error({ code, message: formatted.message, path: formatted.path }, 'unexpected error, masked for the client');
-  return {
-    message: INTERNAL_ERROR_MESSAGE,
-    ...(formatted.path ? { path: formatted.path } : {}),
-    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, retryable: false },
   };
 }
 

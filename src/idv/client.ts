@@ -65,7 +65,7 @@ export class IdvApiClient implements IdvPlatform {
     });
     const token = isRecord(body) ? body.authorization : undefined;
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !HEADER_VALUE.test(token)) {
-      throw new IdvError('invalid-response', 'device', 'ephemeral device answer has no usable "authorization" string');
+      throw this.#fail(new IdvError('invalid-response', 'device', 'ephemeral device answer has no usable "authorization" string'));
     }
     return { authorization: token };
   }
@@ -83,7 +83,7 @@ export class IdvApiClient implements IdvPlatform {
     // The platform's session object has `id`; the vendor's own load tests fall back to `sessionId`.
     const id = isRecord(body) ? (body.id ?? body.sessionId) : undefined;
     if (typeof id !== 'string' || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH || !HEADER_VALUE.test(id)) {
-      throw new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string');
+      throw this.#fail(new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string'));
     }
     return { id };
   }
@@ -165,7 +165,8 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
   if (value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const date = Date.parse(trimmed);
+  // An HTTP date names its weekday; without this, Date.parse would read "-5" as a year.
+  const date = /^[A-Za-z]{3}, /.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.ceil((date - now) / 1000));
 }

@@ -1,0 +1,151 @@
+import { SignJWT, UnsecuredJWT } from 'jose';
+import { startJwksServer, type JwksServer } from './support/jwks.js';
+import { startStack, TEST_JWT_SECRET, type GraphQLResponse, type TestStack } from './support/stack.js';
+
+const secret = new TextEncoder().encode(TEST_JWT_SECRET);
+
+function sign(claims: Record<string, unknown>, configure: (jwt: SignJWT) => SignJWT = (jwt) => jwt.setExpirationTime('5m')): Promise<string> {
+  return configure(new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt()).sign(secret);
+}
+
+function expectUnauthenticated(response: GraphQLResponse, stack: TestStack): void {
+  expect(response.status).toBe(401);
+  expect(response.headers.get('www-authenticate')).toBe('Bearer');
+  expect(response.body.data).toBeNull();
+  expect(response.body.errors).toHaveLength(1);
+  expect(response.body.errors[0].extensions).toEqual({ code: 'UNAUTHENTICATED', retryable: false });
+  expect(stack.emulator.requests).toEqual([]);
+}
+
+describe('caller authentication with a shared secret (HS256)', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(() => stack.close());
+  beforeEach(() => stack.emulator.resetRecords());
+
+  const header = (value: string) => ({ token: null, headers: { authorization: value } });
+
+  it.each<[string, () => Promise<{ token: null; headers?: Record<string, string> }>]>([
+    ['no Authorization header', async () => ({ token: null })],
+    ['an empty Authorization header', async () => header('')],
+    ['a Basic credential', async () => header('Basic dXNlcjpwYXNz')],
+    ['"Bearer" without a token', async () => header('Bearer ')],
+    ['two tokens', async () => header(`Bearer ${await sign({ sub: 'u' })} ${await sign({ sub: 'u' })}`)],
+    ['a token that is not a JWT', async () => header('Bearer not-a-jwt')],
+    ['an unsigned token (alg: none)', async () => header(`Bearer ${new UnsecuredJWT({ sub: 'u' }).setExpirationTime('5m').encode()}`)],
+    ['a token signed with another secret', async () => header(`Bearer ${await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode('another-secret-that-is-long-enough-to-use'))}`)],
+    ['a token with a tampered payload', async () => {
+      const [head, , signature] = (await sign({ sub: 'u' })).split('.');
+      const forged = Buffer.from(JSON.stringify({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 300 })).toString('base64url');
+      return header(`Bearer ${head}.${forged}.${signature}`);
+    }],
+    ['an expired token', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 60))}`)],
+    ['a token without exp', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt)}`)],
+    ['a token without a subject', async () => header(`Bearer ${await sign({ name: 'u' })}`)],
+    ['a token with an empty subject', async () => header(`Bearer ${await sign({ sub: '' })}`)],
+    ['a token whose subject is not a string', async () => header(`Bearer ${await sign({ sub: 12345 })}`)],
+    ['a token not yet valid', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime('10m').setNotBefore('5m'))}`)],
+    ['a 10 KB token', async () => header(`Bearer ${'a'.repeat(10_000)}`)],
+  ])('refuses %s with 401 UNAUTHENTICATED and no upstream call', async (_name, request) => {
+    expectUnauthenticated(await stack.startVerification(await request()), stack);
+  });
+
+  it('says why in words a client developer can act on', async () => {
+    const missing = await stack.startVerification({ token: null });
+    expect(missing.body.errors[0].message).toBe('Sign-in required: send "Authorization: Bearer <token>".');
+    const expired = await stack.startVerification({ token: await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 60)) });
+    expect(expired.body.errors[0].message).toBe('The bearer token has expired. Refresh it and retry.');
+  });
+
+  it('accepts a valid token, with the scheme in any case', async () => {
+    const response = await stack.startVerification({ token: null, headers: { authorization: `bearer ${await sign({ sub: 'u-1' })}` } });
+    expect(response.status).toBe(200);
+    expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+  });
+
+  it('answers a 100 KB token with 431 (Node\'s header limit) and keeps serving', async () => {
+    const response = await stack.startVerification({ token: 'a'.repeat(100_000) });
+    expect(response.status).toBe(431);
+    expect(stack.emulator.requests).toEqual([]);
+    expect((await stack.startVerification()).status).toBe(200);
+  });
+
+  it('keeps serving after a burst of bad tokens', async () => {
+    await Promise.all(Array.from({ length: 20 }, () => stack.startVerification({ token: 'garbage' })));
+    expect((await stack.startVerification()).status).toBe(200);
+  });
+});
+
+describe('caller authentication with issuer, audience and a custom user claim', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ AUTH_ISSUER: 'https://auth.example.com/', AUTH_AUDIENCE: 'idv-gateway', AUTH_USER_CLAIM: 'uid' });
+  });
+  afterAll(() => stack.close());
+  beforeEach(() => stack.emulator.resetRecords());
+
+  const good = { iss: 'https://auth.example.com/', aud: 'idv-gateway', uid: 'member-9', sub: 'ignored' };
+
+  it('binds the session to the configured claim', async () => {
+    const response = await stack.startVerification({ token: await sign(good) });
+    const sessionId = response.body.data.startVerification.sessionId;
+    expect(stack.emulator.sessions.get(sessionId)?.metadata).toEqual({ externalUserId: 'member-9' });
+  });
+
+  it.each([
+    ['a wrong issuer', { ...good, iss: 'https://evil.example.com/' }],
+    ['no issuer', { ...good, iss: undefined }],
+    ['a wrong audience', { ...good, aud: 'another-api' }],
+    ['no audience', { ...good, aud: undefined }],
+    ['no user claim (only sub)', { ...good, uid: undefined }],
+  ])('refuses %s', async (_name, claims) => {
+    expectUnauthenticated(await stack.startVerification({ token: await sign(claims) }), stack);
+  });
+});
+
+describe('caller authentication with a JWKS (RS256/ES256)', () => {
+  let jwks: JwksServer;
+  let stack: TestStack;
+  beforeAll(async () => {
+    jwks = await startJwksServer();
+    stack = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await jwks.close();
+  });
+  beforeEach(() => {
+    jwks.setMode('up');
+    stack.emulator.resetRecords();
+  });
+
+  it.each(['RS256', 'ES256'] as const)('accepts a %s token from the key set', async (alg) => {
+    const response = await stack.startVerification({ token: await jwks.sign(alg, { sub: `jwks-${alg}` }) });
+    const sessionId = response.body.data.startVerification.sessionId;
+    expect(stack.emulator.sessions.get(sessionId)?.metadata).toEqual({ externalUserId: `jwks-${alg}` });
+  });
+
+  it('refuses an HS256 token (no algorithm confusion) and an unknown key id', async () => {
+    expectUnauthenticated(await stack.startVerification({ token: await sign({ sub: 'u' }) }), stack);
+    expectUnauthenticated(await stack.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }, { kid: 'unknown' }) }), stack);
+  });
+
+  it('reports an unreachable key set as retryable AUTH_UNAVAILABLE, not as the caller\'s fault', async () => {
+    // A fresh gateway, so the key set is not cached yet.
+    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+    try {
+      jwks.setMode('error');
+      const response = await cold.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }) });
+      expect(response.body.errors[0].extensions).toEqual({ code: 'AUTH_UNAVAILABLE', retryable: true });
+      expect(response.status).toBe(200);
+      expect(cold.emulator.requests).toEqual([]);
+      jwks.setMode('up');
+      const recovered = await cold.startVerification({ token: await jwks.sign('ES256', { sub: 'u' }) });
+      expect(recovered.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    } finally {
+      await cold.close();
+    }
+  });
+});

@@ -1,0 +1,149 @@
+import { ConfigError, parseConfig, parseWorkflows } from '../src/config.js';
+
+const SECRET = 'a-jwt-secret-of-at-least-thirty-two-bytes';
+const REAL = {
+  IDV_BASE_URL: 'https://idv.example.com/',
+  IDV_API_KEY: 'key-123',
+  IDV_WORKFLOWS: 'kyc=68a72388660070d96275a8c2, age = 7c1e-not-a-uuid',
+  AUTH_JWT_SECRET: SECRET,
+};
+
+function configError(env: Record<string, string>): string {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseConfig', () => {
+  it('needs nothing in development: emulator and a generated dev secret', () => {
+    const config = parseConfig({});
+    expect(config).toMatchObject({
+      production: false,
+      port: 4000,
+      host: null,
+      logLevel: 'info',
+      idv: { baseUrl: null, publicUrl: null, apiKey: null, workflows: null, tokenTtlSeconds: 3600, timeoutMs: 5000 },
+      auth: { key: { kind: 'dev' }, issuer: null, audience: null, userClaim: 'sub' },
+    });
+  });
+
+  it('reads a real platform configuration', () => {
+    const config = parseConfig({
+      ...REAL,
+      NODE_ENV: 'production',
+      PORT: '8080',
+      IDV_PUBLIC_URL: 'https://verify.example.com',
+      IDV_API_KEY_SCHEME: 'ApiKey',
+      IDV_DEFAULT_WORKFLOW: 'age',
+      IDV_TOKEN_TTL_SECONDS: '86400',
+      IDV_TIMEOUT_MS: '2500',
+      AUTH_ISSUER: 'https://auth.example.com/',
+      AUTH_AUDIENCE: 'idv-gateway',
+      AUTH_USER_CLAIM: 'uid',
+      LOG_LEVEL: 'WARN',
+    });
+    expect(config.production).toBe(true);
+    expect(config.port).toBe(8080);
+    expect(config.logLevel).toBe('warn');
+    expect(config.idv.baseUrl).toBe('https://idv.example.com');
+    expect(config.idv.publicUrl).toBe('https://verify.example.com');
+    expect(config.idv.apiKeyScheme).toBe('ApiKey');
+    expect(config.idv.tokenTtlSeconds).toBe(86400);
+    expect(config.idv.timeoutMs).toBe(2500);
+    expect([...(config.idv.workflows?.ids ?? [])]).toEqual([
+      ['kyc', '68a72388660070d96275a8c2'],
+      ['age', '7c1e-not-a-uuid'],
+    ]);
+    expect(config.idv.workflows?.defaultName).toBe('age');
+    expect(config.auth).toEqual({
+      key: { kind: 'secret', secret: SECRET },
+      issuer: 'https://auth.example.com/',
+      audience: 'idv-gateway',
+      userClaim: 'uid',
+    });
+  });
+
+  it('keeps a base URL path prefix and treats blank values as unset', () => {
+    const config = parseConfig({ ...REAL, IDV_BASE_URL: 'http://idv.internal:8080/platform/', IDV_PUBLIC_URL: '  ', LOG_LEVEL: '' });
+    expect(config.idv.baseUrl).toBe('http://idv.internal:8080/platform');
+    expect(config.idv.publicUrl).toBeNull();
+    expect(config.logLevel).toBe('info');
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /^PORT must be a whole number from 0 to 65535 \(got "eighty"\)$/],
+    [{ PORT: '70000' }, /^PORT must be a whole number/],
+    [{ IDV_TOKEN_TTL_SECONDS: '59' }, /^IDV_TOKEN_TTL_SECONDS must be a whole number from 60 to 86400 \(got "59"\)$/],
+    [{ IDV_TOKEN_TTL_SECONDS: '86401' }, /^IDV_TOKEN_TTL_SECONDS must be a whole number from 60 to 86400/],
+    [{ IDV_TOKEN_TTL_SECONDS: '3600.5' }, /^IDV_TOKEN_TTL_SECONDS must be a whole number/],
+    [{ IDV_TIMEOUT_MS: '-1' }, /^IDV_TIMEOUT_MS must be a whole number/],
+    [{ LOG_LEVEL: 'verbose' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/],
+    [{ IDV_BASE_URL: 'idv.example.com' }, /^IDV_BASE_URL must be an absolute http\(s\) URL/],
+    [{ IDV_BASE_URL: 'ftp://idv.example.com' }, /^IDV_BASE_URL must use http or https/],
+    [{ IDV_BASE_URL: 'https://user:pw@idv.example.com' }, /^IDV_BASE_URL must not contain credentials/],
+    [{ IDV_BASE_URL: 'https://idv.example.com/?a=1' }, /^IDV_BASE_URL must not have a query string/],
+    [{ IDV_PUBLIC_URL: 'https://phones.example.com' }, /^IDV_PUBLIC_URL is set but IDV_BASE_URL is not/],
+    [{ IDV_BASE_URL: 'https://idv.example.com', IDV_WORKFLOWS: 'kyc=1' }, /^IDV_API_KEY is required when IDV_BASE_URL is set$/],
+    [{ IDV_BASE_URL: 'https://idv.example.com', IDV_API_KEY: 'k' }, /^IDV_WORKFLOWS is required when IDV_BASE_URL is set/],
+    [{ ...REAL, IDV_API_KEY: 'two words' }, /^IDV_API_KEY must be printable ASCII without spaces/],
+    [{ IDV_API_KEY_SCHEME: 'Api Key' }, /^IDV_API_KEY_SCHEME must be a single word/],
+    [{ IDV_DEFAULT_WORKFLOW: 'kyc' }, /^IDV_DEFAULT_WORKFLOW is set but IDV_WORKFLOWS is not$/],
+    [{ ...REAL, IDV_DEFAULT_WORKFLOW: 'aml' }, /^IDV_DEFAULT_WORKFLOW "aml" is not one of IDV_WORKFLOWS \(kyc, age\)$/],
+    [{ AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: 'https://auth.example.com/jwks' }, /^set either AUTH_JWT_SECRET \(HS256\) or AUTH_JWKS_URL/],
+    [{ AUTH_JWT_SECRET: 'short' }, /^AUTH_JWT_SECRET must be at least 32 bytes long for HS256$/],
+    [{ AUTH_JWKS_URL: 'not a url' }, /^AUTH_JWKS_URL must be an absolute http\(s\) URL/],
+    [{ AUTH_USER_CLAIM: 'user id' }, /^AUTH_USER_CLAIM must be a claim name without spaces/],
+  ])('rejects %j with a message naming the variable', (env, message) => {
+    expect(configError(env)).toMatch(message);
+  });
+
+  it('never echoes a secret value in an error', () => {
+    const secretish = 'short-secret-value';
+    expect(configError({ AUTH_JWT_SECRET: secretish })).not.toContain(secretish);
+    const key = 'api key with spaces';
+    expect(configError({ ...REAL, IDV_API_KEY: key })).not.toContain(key);
+  });
+
+  describe('in production', () => {
+    it.each([
+      [{ ...REAL, IDV_BASE_URL: '' }, /^IDV_BASE_URL is required when NODE_ENV=production/],
+      [{ ...REAL, AUTH_JWT_SECRET: '' }, /^AUTH_JWT_SECRET or AUTH_JWKS_URL is required when NODE_ENV=production$/],
+      [{ ...REAL, AUTH_JWT_SECRET: '', AUTH_JWKS_URL: 'http://auth.example.com/jwks' }, /^AUTH_JWKS_URL must use https when NODE_ENV=production$/],
+      [{ ...REAL, IDV_API_KEY: '' }, /^IDV_API_KEY is required/],
+      [{ ...REAL, IDV_WORKFLOWS: '' }, /^IDV_WORKFLOWS is required/],
+    ])('requires the IDV and auth settings: %j', (env, message) => {
+      expect(configError({ ...env, NODE_ENV: 'production' })).toMatch(message);
+    });
+
+    it('accepts a JWKS URL over https', () => {
+      const config = parseConfig({ ...REAL, AUTH_JWT_SECRET: '', AUTH_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json', NODE_ENV: 'production' });
+      expect(config.auth.key).toEqual({ kind: 'jwks', url: 'https://auth.example.com/.well-known/jwks.json' });
+    });
+  });
+});
+
+describe('parseWorkflows', () => {
+  it('keeps order, takes the first as default, and tolerates spaces and empty entries', () => {
+    const catalog = parseWorkflows(' kyc = a1 ,, age=b-2 ,', null);
+    expect([...catalog.ids]).toEqual([
+      ['kyc', 'a1'],
+      ['age', 'b-2'],
+    ]);
+    expect(catalog.defaultName).toBe('kyc');
+  });
+
+  it.each([
+    ['', /must list at least one workflow/],
+    ['kyc', /entry "kyc" needs a workflow id/],
+    ['kyc=', /entry "kyc" needs a workflow id/],
+    ['=abc', /invalid name ""/],
+    ['k y c=abc', /invalid name "k y c"/],
+    ['kyc=a,kyc=b', /names "kyc" twice/],
+  ])('rejects %j', (list, message) => {
+    expect(() => parseWorkflows(list, null)).toThrow(message);
+  });
+});

@@ -1,0 +1,90 @@
+import { Writable } from 'node:stream';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, gatewayError, maskError } from '../src/errors.js';
+import { parseRetryAfter } from '../src/idv/client.js';
+import { IdvError } from '../src/idv/platform.js';
+import { createLogger } from '../src/logger.js';
+import { toClientError } from '../src/verification.js';
+
+function capturingLogger() {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString());
+      callback();
+    },
+  });
+  return { lines, logger: createLogger({ level: 'info', pretty: false }, sink) };
+}
+
+describe('maskError', () => {
+  it.each([
+    ['UNAUTHENTICATED', false],
+    ['AUTH_UNAVAILABLE', true],
+    ['BAD_USER_INPUT', false],
+    ['IDV_UNAVAILABLE', true],
+    ['IDV_FAILED', false],
+    ['GRAPHQL_PARSE_FAILED', false],
+    ['GRAPHQL_VALIDATION_FAILED', false],
+    ['BAD_REQUEST', false],
+    ['PERSISTED_QUERY_NOT_FOUND', false],
+  ])('passes %s through with retryable=%s', (code, retryable) => {
+    const { logger, lines } = capturingLogger();
+    const masked = maskError({ message: 'what to do', extensions: { code } }, logger);
+    expect(masked).toEqual({ message: 'what to do', extensions: { code, retryable } });
+    expect(lines).toEqual([]);
+  });
+
+  it('keeps extra extensions such as retryAfterSeconds', () => {
+    const { logger } = capturingLogger();
+    const masked = maskError({ message: 'm', extensions: { code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 5 } }, logger);
+    expect(masked.extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 5 });
+  });
+
+  it.each([
+    ['an unexpected error', { message: 'Cannot read properties of undefined (reading "x") at /srv/app.js', extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
+    ['an unknown code', { message: 'connect ECONNREFUSED 10.0.0.5:443', extensions: { code: 'DOWNSTREAM_SERVICE_ERROR' } }],
+    ['no code at all', { message: 'secret internals', path: ['startVerification'] }],
+  ])('masks %s and logs its cause', (_name, formatted) => {
+    const { logger, lines } = capturingLogger();
+    const masked = maskError(formatted, logger);
+    expect(masked.message).toBe(INTERNAL_ERROR_MESSAGE);
+    expect(masked.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', retryable: false });
+    expect(JSON.stringify(masked)).not.toContain(formatted.message);
+    expect(lines.join('')).toContain(JSON.stringify(formatted.message).slice(1, -1));
+  });
+});
+
+describe('toClientError', () => {
+  it.each([
+    [new IdvError('unavailable', 'device', 'HTTP 503', { status: 503 }), { code: 'IDV_UNAVAILABLE', retryable: true }],
+    [new IdvError('unavailable', 'session', 'HTTP 429', { status: 429, retryAfterSeconds: 12 }), { code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 12 }],
+    [new IdvError('rejected', 'device', 'HTTP 401: check IDV_API_KEY', { status: 401 }), { code: 'IDV_FAILED', retryable: false }],
+    [new IdvError('invalid-response', 'session', 'no id'), { code: 'IDV_FAILED', retryable: false }],
+  ])('maps %s', (error, extensions) => {
+    const clientError = toClientError(error);
+    expect(clientError.extensions).toEqual(extensions);
+    expect(clientError.message).not.toContain(error.message);
+  });
+});
+
+describe('gatewayError', () => {
+  it('gives UNAUTHENTICATED an HTTP 401', () => {
+    const error = gatewayError(ErrorCode.UNAUTHENTICATED, 'sign in');
+    expect((error.extensions.http as { status: number }).status).toBe(401);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.parse('2026-11-27T12:00:00Z');
+  it.each([
+    [undefined, undefined],
+    ['120', 120],
+    [' 0 ', 0],
+    ['Fri, 27 Nov 2026 12:00:30 GMT', 30],
+    ['Fri, 27 Nov 2026 11:00:00 GMT', 0],
+    ['soon', undefined],
+    ['-5', undefined],
+  ])('reads %j as %j', (value, seconds) => {
+    expect(parseRetryAfter(value, now)).toBe(seconds);
+  });
+});
