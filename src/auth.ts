@@ -16,7 +16,6 @@ export type Authenticate = (authorizationHeader: string | undefined) => Promise<
 const MAX_TOKEN_LENGTH = 8192;
 const MAX_USER_ID_LENGTH = 256;
 const JWKS_TIMEOUT_MS = 3000;
-const CLOCK_TOLERANCE_SECONDS = 5;
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /**
@@ -26,7 +25,7 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 export function createAuthenticator(settings: AuthSettings, secret?: Uint8Array): Authenticate {
   const options: JWTVerifyOptions = {
     requiredClaims: ['exp'],
-    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    clockTolerance: settings.clockToleranceSeconds,
     ...(settings.issuer ? { issuer: settings.issuer } : {}),
     ...(settings.audience ? { audience: settings.audience } : {}),
   };

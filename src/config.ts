@@ -41,6 +41,21 @@ export interface AuthSettings {
   readonly issuer: string | null;
   readonly audience: string | null;
   readonly userClaim: string;
+  readonly clockToleranceSeconds: number;
+}
+
+export interface HttpSettings {
+  readonly bodyLimitBytes: number;
+  /** Origins allowed by CORS: a list, '*' for any, or an empty list for none (same-origin and native apps only). */
+  readonly corsOrigins: readonly string[] | '*';
+}
+
+export interface OperationLimits {
+  readonly maxDepth: number;
+  readonly maxAliases: number;
+  readonly maxTokens: number;
+  readonly maxDirectives: number;
+  readonly maxCost: number;
 }
 
 export interface GatewayConfig {
@@ -48,6 +63,10 @@ export interface GatewayConfig {
   readonly port: number;
   readonly host: string | null;
   readonly logLevel: LogLevel;
+  /** Log callers' user ids in clear; by default only a stable pseudonym (hash) is logged. */
+  readonly logUserIds: boolean;
+  readonly http: HttpSettings;
+  readonly limits: OperationLimits;
   readonly idv: IdvSettings;
   readonly auth: AuthSettings;
 }
@@ -72,6 +91,14 @@ function read(env: Env, name: string): string | null {
   if (value === undefined) return null;
   const trimmed = value.trim();
   return trimmed === '' ? null : trimmed;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase() ?? null;
+  if (raw === null) return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false (got "${clip(raw)}")`);
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -196,7 +223,46 @@ function parseAuth(env: Env, production: boolean): AuthSettings {
   }
   const userClaim = read(env, 'AUTH_USER_CLAIM') ?? 'sub';
   if (!CLAIM_NAME.test(userClaim)) throw new ConfigError('AUTH_USER_CLAIM must be a claim name without spaces, such as "sub"');
-  return { key, issuer: read(env, 'AUTH_ISSUER'), audience: read(env, 'AUTH_AUDIENCE'), userClaim };
+  return {
+    key,
+    issuer: read(env, 'AUTH_ISSUER'),
+    audience: read(env, 'AUTH_AUDIENCE'),
+    userClaim,
+    clockToleranceSeconds: integer(env, 'AUTH_CLOCK_TOLERANCE_SECONDS', 5, 0, 300),
+  };
+}
+
+/** CORS_ORIGINS: `*`, or a comma-separated list of origins. Unset: any origin in development, none in production. */
+function parseCorsOrigins(env: Env, production: boolean): readonly string[] | '*' {
+  const raw = read(env, 'CORS_ORIGINS');
+  if (raw === null) return production ? [] : '*';
+  if (raw === '*') return '*';
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      let url: URL | null = null;
+      try {
+        url = new URL(entry);
+      } catch {
+        // reported below
+      }
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry.replace(/\/$/, '')) {
+        throw new ConfigError(`CORS_ORIGINS must list origins such as https://app.example.com (scheme and host, no path), or be "*" (got "${clip(entry)}")`);
+      }
+      return url.origin;
+    });
+}
+
+function parseLimits(env: Env): OperationLimits {
+  return {
+    maxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 8, 2, 100),
+    maxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 5, 0, 1000),
+    maxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 1000, 50, 100_000),
+    maxDirectives: integer(env, 'GRAPHQL_MAX_DIRECTIVES', 10, 0, 1000),
+    maxCost: integer(env, 'GRAPHQL_MAX_COST', 1000, 10, 1_000_000),
+  };
 }
 
 export function parseConfig(env: Env): GatewayConfig {
@@ -212,6 +278,12 @@ export function parseConfig(env: Env): GatewayConfig {
     port: integer(env, 'PORT', 4000, 0, 65_535),
     host,
     logLevel: logLevel as LogLevel,
+    logUserIds: boolean(env, 'LOG_USER_IDS', false),
+    http: {
+      bodyLimitBytes: integer(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
+      corsOrigins: parseCorsOrigins(env, production),
+    },
+    limits: parseLimits(env),
     idv: parseIdv(env, production),
     auth: parseAuth(env, production),
   };

@@ -64,6 +64,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   });
   const server = await createServer({
     production: config.production,
+    http: config.http,
+    limits: config.limits,
+    logUserIds: config.logUserIds,
     logger,
     authenticate,
     verification,

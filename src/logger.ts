@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel } from './config.js';
 
@@ -32,4 +33,13 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
     return pino({ ...config, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
   return pino(config);
+}
+
+/**
+ * A stable pseudonym for a user id, so log lines of one user can be correlated without the log
+ * holding the id itself (LOG_USER_IDS=true logs it in clear). Not anonymisation: a guessable id
+ * can be confirmed by hashing it.
+ */
+export function pseudonymize(userId: string): string {
+  return `u_${createHash('sha256').update(`idv-gateway:${userId}`).digest('base64url').slice(0, 16)}`;
 }

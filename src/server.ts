@@ -6,17 +6,25 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
 import express, { type ErrorRequestHandler } from 'express';
+import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Authenticate } from './auth.js';
+import type { HttpSettings, OperationLimits } from './config.js';
 import type { GatewayContext } from './context.js';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
+import { pseudonymize } from './logger.js';
+import { hideLimit, operationLimits } from './operation-limits.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
 import type { VerificationService } from './verification.js';
 
 export interface ServerOptions {
   readonly production: boolean;
+  readonly http: HttpSettings;
+  readonly limits: OperationLimits;
+  readonly logUserIds: boolean;
   readonly logger: Logger;
   readonly authenticate: Authenticate;
   readonly verification: VerificationService;
@@ -30,7 +38,6 @@ export interface GatewayServer {
   stop(): Promise<void>;
 }
 
-const BODY_LIMIT = '64kb';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const EXAMPLE_OPERATION = `mutation StartVerification($input: StartVerificationInput) {
   startVerification(input: $input) {
@@ -47,18 +54,26 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   const { logger, production } = options;
   const app = express();
   app.disable('x-powered-by');
+  app.disable('etag');
   const httpServer = http.createServer(app);
+  const limits = operationLimits(options.limits, production);
 
   const apollo = new ApolloServer<GatewayContext>({
     typeDefs: loadTypeDefs(),
     resolvers,
     introspection: !production,
+    hideSchemaDetailsFromClientErrors: production,
     includeStacktraceInErrorResponses: false,
+    validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
     allowBatchedHttpRequests: false,
     csrfPrevention: true,
     // main.ts owns signal handling (graceful shutdown); Apollo's own handler would re-raise the signal.
     stopOnTerminationSignals: false,
-    formatError: (formatted) => maskError(formatted, logger),
+    formatError: (formatted) => {
+      const masked = maskError(formatted, logger);
+      return production ? { ...masked, message: hideLimit(masked.message) } : masked;
+    },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       production
@@ -68,19 +83,34 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
             document: EXAMPLE_OPERATION,
             ...(options.sandboxHeaders ? { headers: options.sandboxHeaders } : {}),
           }),
-      operationLog(),
+      ...limits.plugins,
+      operationLog(options.logUserIds),
     ],
   });
   await apollo.start();
 
   app.use(
+    helmet({
+      // Apollo Sandbox (development only) runs inline scripts from Apollo's CDN; the production API serves JSON only.
+      contentSecurityPolicy: production ? { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } : false,
+    }),
+  );
+  app.use(
     '/graphql',
+    cors({
+      // Bearer tokens, not cookies: credentials are never allowed cross-origin.
+      origin: options.http.corsOrigins === '*' ? '*' : [...options.http.corsOrigins],
+      methods: ['GET', 'POST'],
+      allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'apollo-require-preflight', 'apollographql-client-name', 'apollographql-client-version'],
+      exposedHeaders: ['x-request-id'],
+      maxAge: 600,
+    }),
     (_req, res, next) => {
       // A handoff carries a live credential: no shared cache may keep it.
       res.setHeader('cache-control', 'no-store');
       next();
     },
-    express.json({ limit: BODY_LIMIT }),
+    express.json({ limit: options.http.bodyLimitBytes }),
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<GatewayContext> => {
         const incoming = req.get('x-request-id');
@@ -100,7 +130,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       },
     }),
   );
-  app.use(httpErrorHandler(logger));
+  app.use(httpErrorHandler(logger, options.http.bodyLimitBytes));
 
   return {
     app,
@@ -121,16 +151,19 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
 }
 
 /** One log line per GraphQL operation: what ran, for whom (never the token), how it ended. */
-function operationLog(): ApolloServerPlugin<GatewayContext> {
+function operationLog(logUserIds: boolean): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart({ contextValue }) {
       const started = performance.now();
       return {
         async willSendResponse({ operationName, errors, contextValue: context }) {
           const codes = errors?.map((error) => error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
-          (context ?? contextValue).logger.info(
+          const { auth, logger: requestLogger } = context ?? contextValue;
+          const userId = auth.ok ? auth.caller.userId : null;
+          requestLogger.info(
             {
               operation: operationName ?? null,
+              user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),
               outcome: codes?.[0] ?? 'OK',
               durationMs: Math.round(performance.now() - started),
             },
@@ -146,13 +179,13 @@ function operationLog(): ApolloServerPlugin<GatewayContext> {
  * Failures before GraphQL runs (malformed JSON, a body over the limit, a bad content encoding)
  * get a JSON answer in GraphQL's error shape instead of Express's HTML page.
  */
-function httpErrorHandler(logger: Logger): ErrorRequestHandler {
+function httpErrorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
     if (res.headersSent) return next(error);
     const status = httpStatusOf(error);
     const message =
       status === 413
-        ? `The request body is larger than ${BODY_LIMIT}.`
+        ? `The request body is larger than ${bodyLimitBytes} bytes.`
         : status < 500
           ? 'The request body is not valid JSON for a GraphQL request.'
           : INTERNAL_ERROR_MESSAGE;

@@ -44,8 +44,20 @@ describe('parseConfig', () => {
       AUTH_ISSUER: 'https://auth.example.com/',
       AUTH_AUDIENCE: 'idv-gateway',
       AUTH_USER_CLAIM: 'uid',
+      AUTH_CLOCK_TOLERANCE_SECONDS: '30',
       LOG_LEVEL: 'WARN',
+      LOG_USER_IDS: 'true',
+      HTTP_BODY_LIMIT_BYTES: '16384',
+      CORS_ORIGINS: 'https://app.example.com, http://localhost:5173/',
+      GRAPHQL_MAX_DEPTH: '5',
+      GRAPHQL_MAX_ALIASES: '2',
+      GRAPHQL_MAX_TOKENS: '300',
+      GRAPHQL_MAX_DIRECTIVES: '3',
+      GRAPHQL_MAX_COST: '200',
     });
+    expect(config.logUserIds).toBe(true);
+    expect(config.http).toEqual({ bodyLimitBytes: 16384, corsOrigins: ['https://app.example.com', 'http://localhost:5173'] });
+    expect(config.limits).toEqual({ maxDepth: 5, maxAliases: 2, maxTokens: 300, maxDirectives: 3, maxCost: 200 });
     expect(config.production).toBe(true);
     expect(config.port).toBe(8080);
     expect(config.logLevel).toBe('warn');
@@ -64,7 +76,17 @@ describe('parseConfig', () => {
       issuer: 'https://auth.example.com/',
       audience: 'idv-gateway',
       userClaim: 'uid',
+      clockToleranceSeconds: 30,
     });
+  });
+
+  it('opens CORS to any origin in development only, and logs user ids hashed by default', () => {
+    expect(parseConfig({}).http).toEqual({ bodyLimitBytes: 65536, corsOrigins: '*' });
+    expect(parseConfig({ ...REAL, NODE_ENV: 'production' }).http.corsOrigins).toEqual([]);
+    expect(parseConfig({ ...REAL, NODE_ENV: 'production', CORS_ORIGINS: '*' }).http.corsOrigins).toBe('*');
+    expect(parseConfig({}).logUserIds).toBe(false);
+    expect(parseConfig({}).limits).toEqual({ maxDepth: 8, maxAliases: 5, maxTokens: 1000, maxDirectives: 10, maxCost: 1000 });
+    expect(parseConfig({}).auth.clockToleranceSeconds).toBe(5);
   });
 
   it('keeps a base URL path prefix and treats blank values as unset', () => {
@@ -97,6 +119,13 @@ describe('parseConfig', () => {
     [{ AUTH_JWT_SECRET: 'short' }, /^AUTH_JWT_SECRET must be at least 32 bytes long for HS256$/],
     [{ AUTH_JWKS_URL: 'not a url' }, /^AUTH_JWKS_URL must be an absolute http\(s\) URL/],
     [{ AUTH_USER_CLAIM: 'user id' }, /^AUTH_USER_CLAIM must be a claim name without spaces/],
+    [{ AUTH_CLOCK_TOLERANCE_SECONDS: '301' }, /^AUTH_CLOCK_TOLERANCE_SECONDS must be a whole number from 0 to 300/],
+    [{ LOG_USER_IDS: 'yes' }, /^LOG_USER_IDS must be true or false \(got "yes"\)$/],
+    [{ HTTP_BODY_LIMIT_BYTES: '100' }, /^HTTP_BODY_LIMIT_BYTES must be a whole number from 1024 to 10485760/],
+    [{ CORS_ORIGINS: 'app.example.com' }, /^CORS_ORIGINS must list origins such as https:\/\/app.example.com/],
+    [{ CORS_ORIGINS: 'https://app.example.com/path' }, /^CORS_ORIGINS must list origins/],
+    [{ GRAPHQL_MAX_DEPTH: '1' }, /^GRAPHQL_MAX_DEPTH must be a whole number from 2 to 100/],
+    [{ GRAPHQL_MAX_COST: 'lots' }, /^GRAPHQL_MAX_COST must be a whole number/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(configError(env)).toMatch(message);
   });

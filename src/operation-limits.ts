@@ -1,0 +1,65 @@
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, Kind, type SelectionSetNode, type ValidationRule } from 'graphql';
+import type { OperationLimits } from './config.js';
+
+/**
+ * Request-shape limits, applied during validation (before any resolver runs or any upstream
+ * call is made): depth, aliases, tokens, directives and cost via graphql-armor, plus our own rule
+ * that a request starts at most one verification. In production the limits' values stay out of
+ * error messages, so they cannot be probed.
+ */
+export function operationLimits(
+  limits: OperationLimits,
+  production: boolean,
+): { plugins: ApolloServerPlugin[]; validationRules: ValidationRule[]; parseOptions: { maxTokens: number } } {
+  const exposeLimits = !production;
+  const armor = new ApolloArmor({
+    maxDepth: { n: limits.maxDepth, exposeLimits },
+    maxAliases: { n: limits.maxAliases, exposeLimits },
+    // Counted by graphql-js's own parser instead (Apollo's parseOptions.maxTokens): armor's token
+    // plugin throws from a hook, which Apollo answers with HTTP 500 instead of a 400 parse error.
+    maxTokens: { enabled: false },
+    maxDirectives: { n: limits.maxDirectives, exposeLimits },
+    costLimit: { maxCost: limits.maxCost, exposeLimits },
+    // "Did you mean …?" hints reveal the schema; Apollo's hideSchemaDetailsFromClientErrors covers it.
+    blockFieldSuggestion: { enabled: false },
+  }).protect();
+  // graphql-armor's declarations resolve @apollo/server's CommonJS types; the plugin objects are the same.
+  return {
+    plugins: armor.plugins as unknown as ApolloServerPlugin[],
+    validationRules: [...armor.validationRules, singleVerificationPerRequest],
+    parseOptions: { maxTokens: limits.maxTokens },
+  };
+}
+
+const TOKEN_LIMIT_MESSAGE = /^Syntax Error: Document contains more that \d+ tokens\. Parsing aborted\.$/;
+
+/** graphql-js names the token limit in its message; production keeps limits to itself. */
+export function hideLimit(message: string): string {
+  return TOKEN_LIMIT_MESSAGE.test(message) ? 'Syntax Error: the document is too large.' : message;
+}
+
+/**
+ * Each startVerification creates a paid upstream session, so aliasing it (`a: startVerification
+ * b: startVerification …`) would multiply upstream work from one request. One per operation.
+ */
+export const singleVerificationPerRequest: ValidationRule = (context) => ({
+  OperationDefinition(operation) {
+    if (operation.operation !== 'mutation') return;
+    // Root fields may also come through inline fragments and fragment spreads.
+    const visited = new Set<string>();
+    const count = (selectionSet: SelectionSetNode): number =>
+      selectionSet.selections.reduce((total, selection) => {
+        if (selection.kind === Kind.FIELD) return total + (selection.name.value === 'startVerification' ? 1 : 0);
+        if (selection.kind === Kind.INLINE_FRAGMENT) return total + count(selection.selectionSet);
+        const name = selection.name.value;
+        const fragment = visited.has(name) ? undefined : context.getFragment(name);
+        visited.add(name);
+        return total + (fragment ? count(fragment.selectionSet) : 0);
+      }, 0);
+    if (count(operation.selectionSet) > 1) {
+      context.reportError(new GraphQLError('startVerification may be selected only once per request.', { nodes: operation }));
+    }
+  },
+});

@@ -1,0 +1,154 @@
+import { rawBytes, rawRequest, type RawResponse } from './support/raw-http.js';
+import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
+
+/**
+ * What attackers and broken clients send, against the gateway in production mode. Each request
+ * must get a clear 4xx or a coded GraphQL error, make no upstream call, and leave the server
+ * serving the next valid request.
+ */
+describe('hostile and broken requests (production mode)', () => {
+  let stack: TestStack;
+  let bearer: string;
+  beforeAll(async () => {
+    stack = await startStack({ NODE_ENV: 'production' });
+    bearer = `Bearer ${await stack.token('user-h')}`;
+  });
+  afterAll(() => stack.close());
+  beforeEach(() => stack.emulator.resetRecords());
+
+  const json = (body: unknown, headers: Record<string, string> = {}) =>
+    rawRequest(stack.url, {
+      headers: { 'content-type': 'application/json', authorization: bearer, ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const mutation = (n: number, alias = (i: number) => `a${i}`) =>
+    `mutation { ${Array.from({ length: n }, (_, i) => `${alias(i)}: startVerification { sessionId }`).join(' ')} }`;
+  const nested = (depth: number) => `{ ${'a { '.repeat(depth)}b${' }'.repeat(depth)} }`;
+
+  type Case = [name: string, send: () => Promise<RawResponse>, status: number, code: string | null, message?: RegExp];
+  const cases: Case[] = [
+    ['malformed JSON', () => json('{"query": "mutation {'), 400, 'BAD_REQUEST', /not valid JSON/],
+    ['a JSON body that is not an object', () => json('"mutation { startVerification { sessionId } }"'), 400, 'BAD_REQUEST'],
+    ['text/plain (a CSRF-style simple request)', () => rawRequest(stack.url, { headers: { 'content-type': 'text/plain', authorization: bearer }, body: JSON.stringify({ query: START_VERIFICATION }) }), 400, 'BAD_REQUEST', /Cross-Site Request Forgery/],
+    ['no content type', () => rawRequest(stack.url, { headers: { authorization: bearer }, body: JSON.stringify({ query: START_VERIFICATION }) }), 400, 'BAD_REQUEST'],
+    ['a form post', () => rawRequest(stack.url, { headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: bearer }, body: 'query=mutation%7BstartVerification%7BsessionId%7D%7D' }), 400, 'BAD_REQUEST'],
+    ['a body over the limit', () => json({ query: `${START_VERIFICATION}#${'x'.repeat(70_000)}` }), 413, 'BAD_REQUEST', /larger than 65536 bytes/],
+    ['a query nested past the depth limit', () => json({ query: nested(20) }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ['an alias bomb on startVerification', () => json({ query: mutation(50) }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ['two aliased startVerification calls', () => json({ query: mutation(2) }), 400, 'GRAPHQL_VALIDATION_FAILED', /only once per request/],
+    ['startVerification twice through fragments', () => json({ query: 'mutation { ...A ...B } fragment A on Mutation { a: startVerification { sessionId } } fragment B on Mutation { b: startVerification { sessionId } }' }), 400, 'GRAPHQL_VALIDATION_FAILED', /only once per request/],
+    ['an alias bomb on a query', () => json({ query: `{ ${Array.from({ length: 200 }, (_, i) => `w${i}: workflows`).join(' ')} }` }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ['a batch of operations', () => json(Array.from({ length: 50 }, () => ({ query: START_VERIFICATION }))), 400, 'BAD_REQUEST', /batching/i],
+    ['a batch over the body limit', () => json(Array.from({ length: 1000 }, () => ({ query: START_VERIFICATION }))), 413, 'BAD_REQUEST'],
+    ['a document with many operations', () => json({ query: Array.from({ length: 300 }, (_, i) => `query Q${i} { workflows }`).join('\n'), operationName: 'Q1' }), 400, 'GRAPHQL_PARSE_FAILED', /^Syntax Error: the document is too large\.$/],
+    ['an unknown operation name', () => json({ query: START_VERIFICATION, operationName: 'DeleteEverything' }), 400, 'OPERATION_RESOLUTION_FAILURE'],
+    ['a mutation over GET', () => rawRequest(`${stack.url}?query=${encodeURIComponent('mutation { startVerification { sessionId } }')}`, { method: 'GET', headers: { authorization: bearer, 'apollo-require-preflight': 'true' } }), 405, 'BAD_REQUEST'],
+    ['a GET without the CSRF preflight header', () => rawRequest(`${stack.url}?query=${encodeURIComponent('{ workflows }')}`, { method: 'GET', headers: { authorization: bearer } }), 400, 'BAD_REQUEST'],
+    ['a PUT', () => rawRequest(stack.url, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: bearer }, body: JSON.stringify({ query: START_VERIFICATION }) }), 405, 'BAD_REQUEST'],
+    ['a workflow of the wrong type', () => json({ query: START_VERIFICATION, variables: { input: { workflow: 123 } } }), 400, 'BAD_USER_INPUT'],
+    ['input of the wrong type', () => json({ query: START_VERIFICATION, variables: { input: 'kyc' } }), 400, 'BAD_USER_INPUT'],
+    ['an unknown input field', () => json({ query: START_VERIFICATION, variables: { input: { workflow: 'kyc', externalUserId: 'victim' } } }), 400, 'BAD_USER_INPUT'],
+    ['variables that are not an object', () => json({ query: START_VERIFICATION, variables: [1, 2] }), 400, 'BAD_REQUEST'],
+    ['a workflow name of 10 000 characters', () => json({ query: START_VERIFICATION, variables: { input: { workflow: 'k'.repeat(10_000) } } }), 200, 'BAD_USER_INPUT'],
+    ['a workflow name with control characters', () => json({ query: START_VERIFICATION, variables: { input: { workflow: 'kyc\u0000\r\n\u001b[31m' } } }), 200, 'BAD_USER_INPUT'],
+    ['introspection', () => json({ query: '{ __schema { types { name } } }' }), 400, 'GRAPHQL_VALIDATION_FAILED', /introspection/i],
+    ['a misspelt field (no "did you mean")', () => json({ query: 'mutation { startVerificaton { sessionId } }' }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ['a 100 KB bearer token', () => json({ query: START_VERIFICATION }, { authorization: `Bearer ${'a'.repeat(100_000)}` }), 431, null],
+  ];
+
+  // Rows become objects: jest passes `done` to a callback whose row is shorter than its arity.
+  const rows = cases.map(([name, send, status, code, message]) => ({ name, send, status, code, message }));
+  it.each(rows)('$name', async ({ send, status, code, message }) => {
+    const response = await send();
+    expect(response.status).toBe(status);
+    if (code !== null) {
+      expect(response.body.errors.length).toBeGreaterThan(0);
+      for (const error of response.body.errors) {
+        expect(error.extensions.retryable).toBe(false);
+        expect(typeof error.message).toBe('string');
+      }
+      expect(response.body.errors.map((error: { extensions: { code: string } }) => error.extensions.code)).toContain(code);
+      if (message) expect(response.body.errors.map((error: { message: string }) => error.message).join('\n')).toMatch(message);
+      expect(response.text).not.toMatch(/Did you mean/i);
+      expect(response.text).not.toMatch(/at .*\.(js|ts):\d+/);
+      expect(response.text).not.toContain('k'.repeat(100));
+    }
+    expect(stack.emulator.requests).toEqual([]);
+    const next = await stack.startVerification();
+    expect(next.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+  });
+
+  it.each([
+    ['Latin-1 bytes in the Authorization header', Buffer.concat([Buffer.from('Authorization: Bearer '), Buffer.from([0xe9, 0xff, 0xfe]), Buffer.from('\r\n')]), 'HTTP/1.1 401'],
+    ['a NUL byte in a header', Buffer.from('Authorization: Bearer a\u0000b\r\n'), 'HTTP/1.1 400'],
+    ['a header without a colon', Buffer.from('Authorization Bearer x\r\n'), 'HTTP/1.1 400'],
+    ['UTF-8 in x-request-id', Buffer.concat([Buffer.from('X-Request-Id: '), Buffer.from('ïd-☃', 'utf8'), Buffer.from('\r\n')]), 'HTTP/1.1 401'],
+  ])('%s gets a 4xx', async (_name, header, statusLine) => {
+    const body = JSON.stringify({ query: START_VERIFICATION });
+    const { host } = new URL(stack.url);
+    const request = Buffer.concat([
+      Buffer.from(`POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n`),
+      header,
+      Buffer.from(`\r\n${body}`),
+    ]);
+    expect(await rawBytes(stack.url, request)).toMatch(new RegExp(`^${statusLine}`));
+    expect(stack.emulator.requests).toEqual([]);
+    expect((await stack.startVerification()).status).toBe(200);
+  });
+
+  it('sends security headers and no-store, and serves no landing page', async () => {
+    const response = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html' } });
+    expect(response.headers['content-type']).not.toMatch(/html/);
+    expect(response.text).not.toMatch(/sandbox/i);
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+    expect(response.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['x-powered-by']).toBeUndefined();
+  });
+
+  it('answers no cross-origin request by default in production', async () => {
+    const preflight = await rawRequest(stack.url, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('CORS with an allow-list', () => {
+  it('allows the listed origins only, without credentials', async () => {
+    const stack = await startStack({ NODE_ENV: 'production', CORS_ORIGINS: 'https://app.example.com' });
+    try {
+      const preflight = (origin: string) =>
+        rawRequest(stack.url, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+        });
+      const allowed = await preflight('https://app.example.com');
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example.com');
+      expect(allowed.headers['access-control-allow-headers']).toContain('authorization');
+      expect(allowed.headers['access-control-allow-credentials']).toBeUndefined();
+      expect((await preflight('https://evil.example.com')).headers['access-control-allow-origin']).toBeUndefined();
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('development mode', () => {
+  it('serves Apollo Sandbox and introspection, and explains limits', async () => {
+    const stack = await startStack({ GRAPHQL_MAX_DEPTH: '3' });
+    try {
+      const page = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html' } });
+      expect(page.status).toBe(200);
+      expect(page.text).toMatch(/sandbox/i);
+      const introspection = await stack.post({ query: '{ __schema { queryType { name } } }' });
+      expect(introspection.body.data.__schema.queryType.name).toBe('Query');
+      const deep = await stack.post({ query: `{ ${'a { '.repeat(5)}b${' }'.repeat(5)} }` });
+      expect(deep.text).toMatch(/depth limit of 3/i);
+    } finally {
+      await stack.close();
+    }
+  });
+});
