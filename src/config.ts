@@ -11,6 +11,13 @@ export class ConfigError extends Error {
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+/**
+ * How a verification is started upstream: `ephemeral` is the two-step flow of the original guide
+ * (device, then session), `deeplink` the newer one-call variant, `auto` tries the one-call variant
+ * and falls back to the two-step flow on platforms that lack it.
+ */
+export type IdvFlow = 'ephemeral' | 'deeplink' | 'auto';
+
 export interface WorkflowCatalog {
   /** Workflow name → upstream workflow id, in the order the operator listed them. */
   readonly ids: ReadonlyMap<string, string>;
@@ -28,6 +35,7 @@ export interface IdvSettings {
   readonly workflows: WorkflowCatalog | null;
   readonly tokenTtlSeconds: number;
   readonly timeoutMs: number;
+  readonly flow: IdvFlow;
 }
 
 export type AuthKeySource =
@@ -74,6 +82,7 @@ export interface GatewayConfig {
 type Env = Readonly<Record<string, string | undefined>>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const IDV_FLOWS: readonly IdvFlow[] = ['ephemeral', 'deeplink', 'auto'];
 // RFC 9110 token characters: what may stand as an auth scheme in a header.
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Visible ASCII only: the key travels in a header, and whitespace at either end would be lost.
@@ -196,7 +205,16 @@ function parseIdv(env: Env, production: boolean): IdvSettings {
     workflows: workflowList === null ? null : parseWorkflows(workflowList, defaultWorkflow),
     tokenTtlSeconds: integer(env, 'IDV_TOKEN_TTL_SECONDS', 3600, 60, 86_400),
     timeoutMs: integer(env, 'IDV_TIMEOUT_MS', 5000, 100, 120_000),
+    flow: idvFlow(env),
   };
+}
+
+function idvFlow(env: Env): IdvFlow {
+  const flow = (read(env, 'IDV_FLOW') ?? 'ephemeral').toLowerCase();
+  if (!(IDV_FLOWS as readonly string[]).includes(flow)) {
+    throw new ConfigError(`IDV_FLOW must be one of ${IDV_FLOWS.join(', ')} (got "${clip(flow)}")`);
+  }
+  return flow as IdvFlow;
 }
 
 function parseAuth(env: Env, production: boolean): AuthSettings {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { createAuthenticator } from './auth.js';
 import { parseWorkflows, type AuthSettings, type GatewayConfig, type WorkflowCatalog } from './config.js';
 import type { IdvEmulator } from './emulator/index.js';
+import { HandoffFlows, type FlowStatus } from './flows.js';
 import { IdvApiClient } from './idv/client.js';
 import { createServer } from './server.js';
 import { VerificationService } from './verification.js';
@@ -16,6 +17,8 @@ export interface RunningGateway {
   readonly emulator: IdvEmulator | null;
   /** A bearer token for trying the gateway out (development only, never with a JWKS). */
   readonly devToken: string | null;
+  /** The upstream flow configured and in use (IDV_FLOW=auto decides on the first call), for readiness. */
+  idvFlow(): FlowStatus;
   stop(): Promise<void>;
 }
 
@@ -57,11 +60,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     { baseUrl: target.baseUrl, apiKey: target.apiKey, apiKeyScheme: idv.apiKeyScheme, timeoutMs: idv.timeoutMs },
     logger.child({ component: 'idv' }),
   );
-  const verification = new VerificationService(client, {
-    workflows: target.workflows,
-    tokenTtlSeconds: idv.tokenTtlSeconds,
-    publicUrl: target.publicUrl,
-  });
+  const flows = new HandoffFlows(
+    client,
+    { flow: idv.flow, tokenTtlSeconds: idv.tokenTtlSeconds, publicUrl: target.publicUrl },
+    logger.child({ component: 'idv' }),
+  );
+  const verification = new VerificationService(flows, { workflows: target.workflows });
   const server = await createServer({
     production: config.production,
     http: config.http,
@@ -85,6 +89,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     ...listening,
     emulator,
     devToken,
+    idvFlow: () => verification.flowStatus,
     async stop() {
       await server.stop();
       client.close();

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  logger.info({ url: gateway.url, emulator: gateway.emulator !== null }, 'gateway ready');
+  logger.info({ url: gateway.url, emulator: gateway.emulator !== null, idvFlow: config.idv.flow }, 'gateway ready');
   if (!config.production) printBanner(gateway.url, gateway.emulator?.url ?? null, gateway.devToken);
 
   let stopping = false;

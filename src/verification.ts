@@ -1,7 +1,8 @@
 import type { WorkflowCatalog } from './config.js';
 import { ErrorCode, gatewayError } from './errors.js';
-import { buildHandoffUrls } from './handoff.js';
-import { IdvError, type CallContext, type IdvPlatform } from './idv/platform.js';
+import type { FlowStatus, HandoffFlows } from './flows.js';
+import { IdvError, type CallContext } from './idv/platform.js';
+import { canonicalLocale } from './locale.js';
 import type { Caller } from './auth.js';
 
 export interface IssuedHandoff {
@@ -14,27 +15,35 @@ export interface IssuedHandoff {
 
 export interface VerificationSettings {
   readonly workflows: WorkflowCatalog;
-  readonly tokenTtlSeconds: number;
-  readonly publicUrl: string;
+}
+
+export interface VerificationInput {
+  readonly workflow?: string | null;
+  readonly locale?: string | null;
 }
 
 /**
- * The "Start verification" use case: one ephemeral device, one session bound to the caller,
- * one handoff. The caller's id comes only from their verified token, never from the input.
+ * The "Start verification" use case: one session bound to the caller, one handoff, through the
+ * configured flow (see flows.ts). The caller's id comes only from their verified token, never
+ * from the input.
  */
 export class VerificationService {
   constructor(
-    private readonly idv: IdvPlatform,
+    private readonly flows: HandoffFlows,
     private readonly settings: VerificationSettings,
-    private readonly now: () => number = Date.now,
   ) {}
+
+  /** Which upstream flow is in use, for readiness. */
+  get flowStatus(): FlowStatus {
+    return this.flows.status;
+  }
 
   get workflowNames(): string[] {
     const { ids, defaultName } = this.settings.workflows;
     return [defaultName, ...[...ids.keys()].filter((name) => name !== defaultName)];
   }
 
-  async start(caller: Caller, input: { workflow?: string | null }, context: CallContext = {}): Promise<IssuedHandoff> {
+  async start(caller: Caller, input: VerificationInput, context: CallContext = {}): Promise<IssuedHandoff> {
     const workflow = input.workflow ?? this.settings.workflows.defaultName;
     const workflowId = this.settings.workflows.ids.get(workflow);
     if (workflowId === undefined) {
@@ -44,16 +53,17 @@ export class VerificationService {
         { extensions: { field: 'workflow' } },
       );
     }
-    // Taken before the device exists, so the reported expiry is never later than the real one.
-    const expiresAt = new Date(this.now() + this.settings.tokenTtlSeconds * 1000);
-    try {
-      const device = await this.idv.createEphemeralDevice(this.settings.tokenTtlSeconds, context);
-      const session = await this.idv.startSession(
-        { token: device.authorization, workflowId, externalUserId: caller.userId },
-        context,
+    const locale = input.locale == null ? undefined : canonicalLocale(input.locale);
+    if (locale === null) {
+      throw gatewayError(
+        ErrorCode.BAD_USER_INPUT,
+        'Invalid locale. Use a BCP 47 language tag such as "en" or "de-CH", or omit "locale".',
+        { extensions: { field: 'locale' } },
       );
-      const urls = buildHandoffUrls(this.settings.publicUrl, device.authorization, session.id);
-      return { sessionId: session.id, ...urls, expiresAt, workflow };
+    }
+    try {
+      const handoff = await this.flows.start({ workflowId, externalUserId: caller.userId, locale }, context);
+      return { ...handoff, workflow };
     } catch (error) {
       if (error instanceof IdvError) throw toClientError(error);
       throw error;

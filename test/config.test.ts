@@ -26,7 +26,7 @@ describe('parseConfig', () => {
       port: 4000,
       host: null,
       logLevel: 'info',
-      idv: { baseUrl: null, publicUrl: null, apiKey: null, workflows: null, tokenTtlSeconds: 3600, timeoutMs: 5000 },
+      idv: { baseUrl: null, publicUrl: null, apiKey: null, workflows: null, tokenTtlSeconds: 3600, timeoutMs: 5000, flow: 'ephemeral' },
       auth: { key: { kind: 'dev' }, issuer: null, audience: null, userClaim: 'sub' },
     });
   });
@@ -89,6 +89,15 @@ describe('parseConfig', () => {
     expect(parseConfig({}).auth.clockToleranceSeconds).toBe(5);
   });
 
+  it.each([
+    ['ephemeral', 'ephemeral'],
+    ['deeplink', 'deeplink'],
+    [' Auto ', 'auto'],
+    ['', 'ephemeral'],
+  ])('reads IDV_FLOW=%j as %s', (value, flow) => {
+    expect(parseConfig({ ...REAL, IDV_FLOW: value }).idv.flow).toBe(flow);
+  });
+
   it('keeps a base URL path prefix and treats blank values as unset', () => {
     const config = parseConfig({ ...REAL, IDV_BASE_URL: 'http://idv.internal:8080/platform/', IDV_PUBLIC_URL: '  ', LOG_LEVEL: '' });
     expect(config.idv.baseUrl).toBe('http://idv.internal:8080/platform');
@@ -103,6 +112,7 @@ describe('parseConfig', () => {
     [{ IDV_TOKEN_TTL_SECONDS: '86401' }, /^IDV_TOKEN_TTL_SECONDS must be a whole number from 60 to 86400/],
     [{ IDV_TOKEN_TTL_SECONDS: '3600.5' }, /^IDV_TOKEN_TTL_SECONDS must be a whole number/],
     [{ IDV_TIMEOUT_MS: '-1' }, /^IDV_TIMEOUT_MS must be a whole number/],
+    [{ IDV_FLOW: 'one-call' }, /^IDV_FLOW must be one of ephemeral, deeplink, auto \(got "one-call"\)$/],
     [{ LOG_LEVEL: 'verbose' }, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/],
     [{ IDV_BASE_URL: 'idv.example.com' }, /^IDV_BASE_URL must be an absolute http\(s\) URL/],
     [{ IDV_BASE_URL: 'ftp://idv.example.com' }, /^IDV_BASE_URL must use http or https/],

@@ -1,4 +1,4 @@
-import { buildHandoffUrls } from '../src/handoff.js';
+import { buildHandoffUrls, handoffUrlsFor } from '../src/handoff.js';
 
 const PUBLIC = 'https://idv.example.com';
 
@@ -44,5 +44,23 @@ describe('buildHandoffUrls', () => {
     const { mobileUrl, captureUrl } = buildHandoffUrls('https://example.com/idv/', 'T', 'S');
     expect(mobileUrl).toBe('https://example.com/idv/mobile?authorization=T&sessionId=S');
     expect(captureUrl.startsWith('https://example.com/idv/capture?url=https%3A%2F%2Fexample.com%2Fidv%2Fmobile')).toBe(true);
+  });
+});
+
+describe('handoffUrlsFor (a mobile URL the platform returned)', () => {
+  it('keeps the mobile URL exactly and builds the capture URL with the same encoding rule', () => {
+    const mobileUrl = 'https://idv.example.com/mobile?authorization=Token%20tr-pn7u6f5w&sessionId=68a72388660070d96275a8c2';
+    expect(handoffUrlsFor(mobileUrl)).toEqual(buildHandoffUrls(PUBLIC, 'Token tr-pn7u6f5w', '68a72388660070d96275a8c2'));
+  });
+
+  it.each([
+    ['a path prefix before /mobile', 'https://example.com/idv/mobile?sessionId=S', 'https://example.com/idv/capture?url='],
+    ['another path: the origin only', 'https://example.com/m/abc?sessionId=S', 'https://example.com/capture?url='],
+    ['a port and an upper-case host', 'HTTPS://Example.COM:8443/mobile?sessionId=S', 'https://example.com:8443/capture?url='],
+  ])('builds the capture page on the returned URL: %s', (_name, mobileUrl, prefix) => {
+    const urls = handoffUrlsFor(mobileUrl);
+    expect(urls.mobileUrl).toBe(mobileUrl);
+    expect(urls.captureUrl).toBe(`${prefix}${encodeURIComponent(mobileUrl)}`);
+    expect(new URL(urls.captureUrl).searchParams.get('url')).toBe(mobileUrl);
   });
 });

@@ -1,9 +1,10 @@
+import { expectContractRequests, FLOWS, startFlowStack } from './support/flows.js';
 import { startStack, TEST_API_KEY, WORKFLOW_IDS, type TestStack } from './support/stack.js';
 
-describe('startVerification against the emulator', () => {
+describe.each(FLOWS)('startVerification against the emulator, IDV_FLOW $name', (flow) => {
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startStack({ IDV_TOKEN_TTL_SECONDS: '900' });
+    stack = await startFlowStack(flow, { IDV_TOKEN_TTL_SECONDS: '900' });
   });
   afterAll(() => stack.close());
   beforeEach(() => {
@@ -21,19 +22,10 @@ describe('startVerification against the emulator', () => {
     expect(response.headers.get('cache-control')).toBe('no-store');
     const handoff = response.body.data.startVerification;
 
-    const [device, session, ...rest] = stack.emulator.requests;
-    expect(rest).toEqual([]);
-    expect(device).toMatchObject({ step: 'device', method: 'POST', path: '/api/device/ephemeral', query: {} });
-    expect(device?.headers.authorization).toBe(TEST_API_KEY);
-    expect(device?.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(device?.body ?? '')).toEqual({ ttl: 900 });
-
-    const token = [...stack.emulator.sessions.values()].find((s) => s.id === handoff.sessionId)?.token;
+    const session = stack.emulator.sessions.get(handoff.sessionId);
+    const token = session?.token;
     expect(token).toMatch(/^Token tr-/);
-    expect(session).toMatchObject({ step: 'session', method: 'POST', path: '/api/sessions', query: { workflowId: WORKFLOW_IDS.kyc } });
-    expect(session?.headers.authorization).toBe(token);
-    expect(session?.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(session?.body ?? '')).toEqual({ metadata: { externalUserId: 'user-42' } });
+    expectContractRequests(flow, stack.emulator.requests, { userId: 'user-42', workflowId: WORKFLOW_IDS.kyc, ttl: 900, token });
 
     expect(handoff.sessionId).toMatch(/^[0-9a-f]{24}$/);
     expect(handoff.workflow).toBe('kyc');
@@ -49,13 +41,22 @@ describe('startVerification against the emulator', () => {
     expect(handoff.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(expiresAt).toBeGreaterThanOrEqual(before + 900_000 - 1000);
     expect(expiresAt).toBeLessThanOrEqual(after + 900_000);
-    expect(stack.emulator.sessions.get(handoff.sessionId)?.metadata).toEqual({ externalUserId: 'user-42' });
+    expect(session?.metadata).toEqual({ externalUserId: 'user-42' });
+    expect(session).not.toHaveProperty('locale');
+  });
+
+  it('passes the caller\'s locale to the platform, canonicalised', async () => {
+    const response = await stack.startVerification({ token: await stack.token('user-43'), workflow: 'age', locale: 'de-ch' });
+    const handoff = response.body.data.startVerification;
+    const session = stack.emulator.sessions.get(handoff.sessionId);
+    expectContractRequests(flow, stack.emulator.requests, { userId: 'user-43', workflowId: WORKFLOW_IDS.age, ttl: 900, token: session?.token, locale: 'de-CH' });
+    expect(session?.locale).toBe('de-CH');
   });
 
   it('starts the named workflow', async () => {
     const response = await stack.startVerification({ workflow: 'age' });
     expect(response.body.data.startVerification.workflow).toBe('age');
-    expect(stack.emulator.requests[1]?.query).toEqual({ workflowId: WORKFLOW_IDS.age });
+    expect(stack.emulator.requests.at(-1)?.query).toEqual({ workflowId: WORKFLOW_IDS.age });
   });
 
   it('rejects an unknown workflow name as BAD_USER_INPUT without calling the platform', async () => {
@@ -66,7 +67,18 @@ describe('startVerification against the emulator', () => {
     expect(stack.emulator.requests).toEqual([]);
   });
 
-  it('binds concurrent callers each to their own session', async () => {
+  it.each(['', 'en_US', 'english please', 'x-private', 'i-klingon', 'en--US', `en-${'a'.repeat(70)}`])(
+    'rejects the locale %j as BAD_USER_INPUT without calling the platform',
+    async (locale) => {
+      const response = await stack.startVerification({ locale });
+      expect(response.body.data).toBeNull();
+      expect(response.body.errors[0].extensions).toEqual({ code: 'BAD_USER_INPUT', retryable: false, field: 'locale' });
+      expect(response.body.errors[0].message).toBe('Invalid locale. Use a BCP 47 language tag such as "en" or "de-CH", or omit "locale".');
+      expect(stack.emulator.requests).toEqual([]);
+    },
+  );
+
+  it('binds concurrent callers each to their own session, with one upstream call per step each', async () => {
     const users = Array.from({ length: 25 }, (_, i) => `user-${i}`);
     const responses = await Promise.all(users.map(async (user) => stack.startVerification({ token: await stack.token(user) })));
     const sessionIds = new Set<string>();
@@ -78,8 +90,44 @@ describe('startVerification against the emulator', () => {
       expect(new URL(handoff.mobileUrl).searchParams.get('authorization')).toBe(session?.token);
     });
     expect(sessionIds.size).toBe(users.length);
-    expect(stack.emulator.callCount('session')).toBe(users.length);
+    // In the deeplink flows that is one upstream call per mutation.
+    expect(stack.emulator.requests).toHaveLength(users.length * flow.steps.length);
+    for (const step of flow.steps) expect(stack.emulator.callCount(step)).toBe(users.length);
   });
+
+  it('sends the API key with IDV_API_KEY_SCHEME; builds two-step URLs on IDV_PUBLIC_URL, takes one-call URLs as the platform gives them', async () => {
+    const schemed = await startFlowStack(
+      flow,
+      { IDV_API_KEY_SCHEME: 'ApiKey', IDV_DEFAULT_WORKFLOW: 'age', IDV_PUBLIC_URL: 'https://phones.example.com/idv/' },
+      { apiKeyScheme: 'ApiKey' },
+    );
+    try {
+      const response = await schemed.startVerification({ token: await schemed.token('user-s') });
+      const handoff = response.body.data.startVerification;
+      const session = schemed.emulator.sessions.get(handoff.sessionId);
+      expectContractRequests(flow, schemed.emulator.requests, {
+        userId: 'user-s',
+        workflowId: WORKFLOW_IDS.age,
+        ttl: 3600,
+        token: session?.token,
+        apiKeyHeader: `ApiKey ${TEST_API_KEY}`,
+      });
+      expect(handoff.workflow).toBe('age');
+      const base = flow.steps.includes('deeplink') ? schemed.emulator.url : 'https://phones.example.com/idv';
+      expect(handoff.mobileUrl.startsWith(`${base}/mobile?authorization=Token%20tr-`)).toBe(true);
+      expect(handoff.captureUrl.startsWith(`${base}/capture?url=${encodeURIComponent(`${base}/mobile`)}`)).toBe(true);
+    } finally {
+      await schemed.close();
+    }
+  });
+});
+
+describe('startVerification, whatever the flow', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(() => stack.close());
 
   it('takes the user id from the configured claim only, whatever the input says', async () => {
     const response = await stack.post(
@@ -95,35 +143,11 @@ describe('startVerification against the emulator', () => {
     const response = await stack.post({ query: '{ workflows }' }, { authorization: `Bearer ${await stack.token()}` });
     expect(response.body).toEqual({ data: { workflows: ['kyc', 'age'] } });
   });
-});
-
-describe('startVerification with other platform settings', () => {
-  it('sends the API key with IDV_API_KEY_SCHEME and builds URLs on IDV_PUBLIC_URL', async () => {
-    const stack = await startStack(
-      { IDV_API_KEY_SCHEME: 'ApiKey', IDV_DEFAULT_WORKFLOW: 'age', IDV_PUBLIC_URL: 'https://phones.example.com/idv/' },
-      { apiKeyScheme: 'ApiKey' },
-    );
-    try {
-      const response = await stack.startVerification();
-      const handoff = response.body.data.startVerification;
-      expect(stack.emulator.requests[0]?.headers.authorization).toBe(`ApiKey ${TEST_API_KEY}`);
-      expect(handoff.workflow).toBe('age');
-      expect(handoff.mobileUrl.startsWith('https://phones.example.com/idv/mobile?authorization=Token%20tr-')).toBe(true);
-      expect(handoff.captureUrl.startsWith('https://phones.example.com/idv/capture?url=https%3A%2F%2Fphones.example.com%2Fidv%2Fmobile')).toBe(true);
-    } finally {
-      await stack.close();
-    }
-  });
 
   it('reads the session id from "sessionId" when the platform omits "id"', async () => {
-    const stack = await startStack();
-    try {
-      stack.emulator.inject('session', { kind: 'json', body: { sessionId: 'abcdef0123456789abcdef01', status: 0 } });
-      const response = await stack.startVerification();
-      expect(response.body.data.startVerification.sessionId).toBe('abcdef0123456789abcdef01');
-      expect(response.body.data.startVerification.mobileUrl).toContain('&sessionId=abcdef0123456789abcdef01');
-    } finally {
-      await stack.close();
-    }
+    stack.emulator.inject('session', { kind: 'json', body: { sessionId: 'abcdef0123456789abcdef01', status: 0 } });
+    const response = await stack.startVerification();
+    expect(response.body.data.startVerification.sessionId).toBe('abcdef0123456789abcdef01');
+    expect(response.body.data.startVerification.mobileUrl).toContain('&sessionId=abcdef0123456789abcdef01');
   });
 });

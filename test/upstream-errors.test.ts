@@ -1,11 +1,13 @@
-import type { EmulatedStep, Fault } from '../src/emulator/index.js';
+import type { Fault } from '../src/emulator/index.js';
+import { API_STEPS, FLOWS, startFlowStack } from './support/flows.js';
 import { startStack, TEST_API_KEY, type TestStack } from './support/stack.js';
 
 type Expected = { code: 'IDV_UNAVAILABLE' | 'IDV_FAILED'; retryAfterSeconds?: number };
 const unavailable: Expected = { code: 'IDV_UNAVAILABLE' };
 const failed: Expected = { code: 'IDV_FAILED' };
 
-// The README's error table, as the emulator produces each case. Every row is run for both steps.
+// The README's error table, as the emulator produces each case. Every row is run for every
+// upstream step of every flow.
 const FAULTS: [string, Fault, Expected][] = [
   ['500', { kind: 'status', status: 500, body: 'Internal Server Error' }, unavailable],
   ['502', { kind: 'status', status: 502, body: '<html>Bad Gateway</html>' }, unavailable],
@@ -20,21 +22,24 @@ const FAULTS: [string, Fault, Expected][] = [
   ['401', { kind: 'status', status: 401, body: { message: 'Unauthorized' } }, failed],
   ['403', { kind: 'status', status: 403, body: 'Forbidden' }, failed],
   ['404', { kind: 'status', status: 404, body: { message: 'Not found' } }, failed],
+  ['405', { kind: 'status', status: 405, body: { message: 'Method Not Allowed' } }, failed],
   ['302 redirect', { kind: 'status', status: 302, headers: { location: 'https://elsewhere.example.com/' } }, failed],
   ['HTML instead of JSON', { kind: 'html' }, failed],
   ['JSON without the expected fields', { kind: 'json', body: { status: 0 } }, failed],
   ['JSON that is not an object', { kind: 'json', body: ['Token tr-x'] }, failed],
-  ['a field of the wrong type', { kind: 'json', body: { authorization: 42, id: 42 } }, failed],
-  ['a value that cannot be used in a header or URL', { kind: 'json', body: { authorization: 'Token\r\nx: y', id: 'a\nb' } }, failed],
+  ['a field of the wrong type', { kind: 'json', body: { authorization: 42, id: 42, url: 42, expiresAt: 42 } }, failed],
+  [
+    'a value that cannot be used in a header or URL',
+    { kind: 'json', body: { authorization: 'Token\r\nx: y', id: 'a\nb', url: 'https://idv.example.com/mobile?sessionId=a\nb', expiresAt: '2030-01-01T00:00:00Z' } },
+    failed,
+  ],
 ];
 
-const STEPS: EmulatedStep[] = ['device', 'session'];
-const CASES = STEPS.flatMap((step) => FAULTS.map(([name, fault, expected]) => [step, name, fault, expected] as const));
-
-describe('upstream failures reach the client as coded errors', () => {
+describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FLOW $name', (flow) => {
+  const cases = flow.steps.flatMap((step) => FAULTS.map(([name, fault, expected]) => [step, name, fault, expected] as const));
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startStack({ IDV_TIMEOUT_MS: '300' });
+    stack = await startFlowStack(flow, { IDV_TIMEOUT_MS: '300' });
   });
   afterAll(() => stack.close());
   beforeEach(() => {
@@ -42,7 +47,7 @@ describe('upstream failures reach the client as coded errors', () => {
     stack.emulator.resetRecords();
   });
 
-  it.each(CASES)('%s step, %s', async (step, _name, fault, expected) => {
+  it.each(cases)('%s step, %s', async (step, _name, fault, expected) => {
     stack.emulator.inject(step, fault);
     const token = await stack.token('user-e');
     const logStart = stack.logs.length;
@@ -62,9 +67,9 @@ describe('upstream failures reach the client as coded errors', () => {
     for (const secret of [TEST_API_KEY, token, stack.emulator.url, '127.0.0.1', 'Token tr-', 'Unauthorized', 'Forbidden']) {
       expect(response.text).not.toContain(secret);
     }
-    // Exactly one call per step reached, never a second session.
-    expect(stack.emulator.callCount('device')).toBe(1);
-    expect(stack.emulator.callCount('session')).toBe(step === 'session' ? 1 : 0);
+    // Exactly one call per step reached, never a second session, never a switch to another flow.
+    const reached = flow.steps.slice(0, flow.steps.indexOf(step) + 1);
+    for (const apiStep of API_STEPS) expect(stack.emulator.callCount(apiStep)).toBe(reached.includes(apiStep) ? 1 : 0);
 
     // The failure is logged once, naming the step.
     const failureLines = stack.logs.slice(logStart).filter((line) => line.includes('call failed'));

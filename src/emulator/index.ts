@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type EmulatedStep = 'device' | 'session' | 'health';
+export type EmulatedStep = 'device' | 'session' | 'deeplink' | 'health';
 
 /** A way to misbehave, for one step, instead of the normal answer. */
 export type Fault =
@@ -41,8 +41,12 @@ export interface EmulatedSession {
   readonly id: string;
   readonly workflowId: string;
   readonly metadata: Record<string, unknown>;
+  /** As the request sent it; undefined when absent. */
+  readonly locale?: string | null;
   readonly token: string;
   readonly createdAt: string;
+  /** How it was started: the two-step flow or the one-call deeplink. */
+  readonly via: 'session' | 'deeplink';
 }
 
 export interface EmulatorOptions {
@@ -54,6 +58,8 @@ export interface EmulatorOptions {
   readonly host?: string;
   /** Fixed latency added to every API answer, e.g. to emulate a remote platform. */
   readonly latencyMs?: number;
+  /** False emulates an older platform version without the one-call deeplink (it answers 404). */
+  readonly deeplink?: boolean;
 }
 
 export interface IdvEmulator {
@@ -74,6 +80,8 @@ export interface IdvEmulator {
 
 const TTL_MIN = 60;
 const TTL_MAX = 86_400;
+// The contract's example body sends 3600; what the platform does without a ttl is not documented.
+const DEEPLINK_DEFAULT_TTL = 3600;
 const MAX_BODY_BYTES = 1024 * 1024;
 
 interface IssuedToken {
@@ -185,6 +193,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         return createDevice(req, body, res);
       case 'session':
         return createSession(req, url, body, res);
+      case 'deeplink':
+        if (options.deeplink === false) return sendJson(res, 404, { message: 'Not found' });
+        return createDeeplink(req, url, body, res);
       default:
         return sendJson(res, 404, { message: 'Not found' });
     }
@@ -198,10 +209,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < TTL_MIN || ttl > TTL_MAX) {
       return sendJson(res, 400, { message: `ttl must be an integer from ${TTL_MIN} to ${TTL_MAX}` });
     }
+    sendJson(res, 200, { authorization: issueToken(ttl) });
+  }
+
+  function issueToken(ttlSeconds: number): string {
     // Shaped like real tokens ("Token tr-…"): a space inside, so the URL encoding is exercised.
     const token = `Token tr-${randomBytes(18).toString('base64url').toLowerCase()}`;
-    tokens.set(token, { expiresAt: Date.now() + ttl * 1000 });
-    sendJson(res, 200, { authorization: token });
+    tokens.set(token, { expiresAt: Date.now() + ttlSeconds * 1000 });
+    return token;
   }
 
   function createSession(req: http.IncomingMessage, url: URL, body: string, res: http.ServerResponse): void {
@@ -212,20 +227,47 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
     const workflowId = url.searchParams.get('workflowId');
     if (!workflowId || !workflows.has(workflowId)) return sendJson(res, 404, { message: 'Workflow not found' });
     const parsed = parseObject(body);
-    const metadata = parsed?.metadata;
-    if (parsed === undefined || (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)))) {
-      return sendJson(res, 400, { message: 'Invalid body' });
+    if (parsed === undefined || !hasValidSessionFields(parsed)) return sendJson(res, 400, { message: 'Invalid body' });
+    const session = openSession(workflowId, parsed, token, 'session');
+    sendJson(res, 200, { id: session.id, workflowId, status: 0, metadata: session.metadata, createdAt: session.createdAt });
+  }
+
+  /** The one-call variant: a token and a session at once, answered with the mobile URL. */
+  function createDeeplink(req: http.IncomingMessage, url: URL, body: string, res: http.ServerResponse): void {
+    if (req.headers.authorization !== expectedApiKey) return sendJson(res, 401, { message: 'Unauthorized' });
+    if (!isJsonRequest(req)) return sendJson(res, 415, { message: 'Expected application/json' });
+    const workflowId = url.searchParams.get('workflowId');
+    if (!workflowId || !workflows.has(workflowId)) return sendJson(res, 404, { message: 'Workflow not found' });
+    const parsed = parseObject(body);
+    const ttl = parsed?.ttl ?? DEEPLINK_DEFAULT_TTL;
+    if (parsed === undefined || !hasValidSessionFields(parsed)) return sendJson(res, 400, { message: 'Invalid body' });
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < TTL_MIN || ttl > TTL_MAX) {
+      return sendJson(res, 400, { message: `ttl must be an integer from ${TTL_MIN} to ${TTL_MAX}` });
     }
+    const token = issueToken(ttl);
+    const session = openSession(workflowId, parsed, token, 'deeplink');
+    const expiresAt = new Date(Date.parse(session.createdAt) + ttl * 1000).toISOString();
+    const mobile = new URL('/mobile', emulatorUrl);
+    mobile.searchParams.set('authorization', token);
+    mobile.searchParams.set('sessionId', session.id);
+    // URLSearchParams writes a space as "+"; real links carry %20.
+    const link = mobile.href.replaceAll('+', '%20');
+    sendJson(res, 200, { url: link, createdAt: session.createdAt, expiresAt, workflowIds: [workflowId] });
+  }
+
+  function openSession(workflowId: string, body: Record<string, unknown>, token: string, via: EmulatedSession['via']): EmulatedSession {
     const id = randomBytes(12).toString('hex');
     const session: EmulatedSession = {
       id,
       workflowId,
-      metadata: (metadata ?? {}) as Record<string, unknown>,
+      metadata: (body.metadata ?? {}) as Record<string, unknown>,
+      ...('locale' in body ? { locale: body.locale as string | null } : {}),
       token,
       createdAt: new Date().toISOString(),
+      via,
     };
     sessions.set(id, session);
-    sendJson(res, 200, { id, workflowId, status: 0, metadata: session.metadata, createdAt: session.createdAt });
+    return session;
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -234,9 +276,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const emulatorUrl = `http://${host}:${address.port}`;
 
   return {
-    url: `http://${host}:${address.port}`,
+    url: emulatorUrl,
     requests,
     sessions,
     inject(step, fault, times = 1) {
@@ -267,7 +310,15 @@ function stepOf(method: string, path: string): EmulatedStep | undefined {
   if (method === 'GET' && path === '/api/health') return 'health';
   if (method === 'POST' && path === '/api/device/ephemeral') return 'device';
   if (method === 'POST' && path === '/api/sessions') return 'session';
+  if (method === 'POST' && path === '/api/v1/deeplink') return 'deeplink';
   return undefined;
+}
+
+/** `metadata` is an arbitrary object, `locale` a string or null; both optional. */
+function hasValidSessionFields(body: Record<string, unknown>): boolean {
+  const { metadata, locale } = body;
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) return false;
+  return locale === undefined || locale === null || typeof locale === 'string';
 }
 
 function isJsonRequest(req: http.IncomingMessage): boolean {

@@ -52,6 +52,8 @@ export type Query = {
 
 /** What to verify. Every field is optional: an empty or missing input starts the default workflow. */
 export type StartVerificationInput = {
+  /** The language for the IDV pages, as a BCP 47 tag such as `en` or `de-CH`; the platform's default when omitted. An invalid tag is refused (BAD_USER_INPUT). */
+  locale?: InputMaybe<Scalars['String']['input']>;
   /** Name of a configured workflow; the configured default when omitted. */
   workflow?: InputMaybe<Scalars['String']['input']>;
 };

@@ -2,9 +2,11 @@ import http from 'node:http';
 import https from 'node:https';
 import got, { RequestError, type Got, type Response } from 'got';
 import type { Logger } from 'pino';
+import { readDeeplinkAnswer } from './deeplink.js';
 import {
   IdvError,
   type CallContext,
+  type CreatedDeeplink,
   type EphemeralDevice,
   type IdvPlatform,
   type IdvStep,
@@ -71,13 +73,13 @@ export class IdvApiClient implements IdvPlatform {
   }
 
   async startSession(
-    request: { token: string; workflowId: string; externalUserId: string },
+    request: { token: string; workflowId: string; externalUserId: string; locale?: string },
     context: CallContext = {},
   ): Promise<StartedSession> {
     const body = await this.#post('session', 'api/sessions', {
       authorization: request.token,
       searchParams: { workflowId: request.workflowId },
-      json: { metadata: { externalUserId: request.externalUserId } },
+      json: { metadata: { externalUserId: request.externalUserId }, ...localeField(request.locale) },
       context,
     });
     // The platform's session object has `id`; the vendor's own load tests fall back to `sessionId`.
@@ -86,6 +88,22 @@ export class IdvApiClient implements IdvPlatform {
       throw this.#fail(new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string'));
     }
     return { id };
+  }
+
+  /** The one-call variant. Never to be retried, for the session step's reason: each call starts a session. */
+  async createDeeplink(
+    request: { workflowId: string; externalUserId: string; ttlSeconds: number; locale?: string },
+    context: CallContext = {},
+  ): Promise<CreatedDeeplink> {
+    const body = await this.#post('deeplink', 'api/v1/deeplink', {
+      authorization: this.#apiKeyHeader,
+      searchParams: { workflowId: request.workflowId },
+      json: { metadata: { externalUserId: request.externalUserId }, ttl: request.ttlSeconds, ...localeField(request.locale) },
+      context,
+    });
+    const answer = readDeeplinkAnswer(body);
+    if ('problem' in answer) throw this.#fail(new IdvError('invalid-response', 'deeplink', answer.problem));
+    return answer;
   }
 
   /** Closes idle keep-alive sockets so the process can exit promptly. */
@@ -148,6 +166,9 @@ function httpFailure(step: IdvStep, status: number, retryAfter: string | undefin
   if (step === 'session' && (status === 400 || status === 404)) {
     return new IdvError('rejected', step, `HTTP ${status}: the platform refused the session; check the workflow id in IDV_WORKFLOWS`, details);
   }
+  if (step === 'deeplink' && (status === 404 || status === 405)) {
+    return new IdvError('rejected', step, `HTTP ${status}: no one-call deeplink here (an older platform?) or an unknown workflow id; check IDV_FLOW and IDV_WORKFLOWS`, details);
+  }
   if (status >= 400) return new IdvError('rejected', step, `HTTP ${status}`, details);
   return new IdvError('invalid-response', step, `HTTP ${status} is outside the contract`, details);
 }
@@ -169,6 +190,11 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
   const date = /^[A-Za-z]{3}, /.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+/** `locale` is only sent when the caller gave one; the platform then keeps its own default. */
+function localeField(locale: string | undefined): { locale?: string } {
+  return locale === undefined ? {} : { locale };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -4,7 +4,7 @@
  * embedded emulator over real HTTP rather than swapping this interface out.
  */
 
-export type IdvStep = 'device' | 'session';
+export type IdvStep = 'device' | 'session' | 'deeplink';
 
 export interface EphemeralDevice {
   /** A whole Authorization header value for the session call (e.g. "Token tr-…"): opaque, used verbatim. */
@@ -13,6 +13,15 @@ export interface EphemeralDevice {
 
 export interface StartedSession {
   readonly id: string;
+}
+
+/** The one-call variant's answer, checked against the contract. */
+export interface CreatedDeeplink {
+  /** The platform's mobile URL, exactly as returned: what the IDV SDKs take. */
+  readonly url: string;
+  /** The `sessionId` query parameter of `url`. */
+  readonly sessionId: string;
+  readonly expiresAt: Date;
 }
 
 export interface CallContext {
@@ -25,9 +34,14 @@ export interface CallContext {
 export interface IdvPlatform {
   createEphemeralDevice(ttlSeconds: number, context?: CallContext): Promise<EphemeralDevice>;
   startSession(
-    request: { token: string; workflowId: string; externalUserId: string },
+    request: { token: string; workflowId: string; externalUserId: string; locale?: string },
     context?: CallContext,
   ): Promise<StartedSession>;
+  /** The newer one-call variant: device, session and handoff URL at once (`deeplink:write`). */
+  createDeeplink(
+    request: { workflowId: string; externalUserId: string; ttlSeconds: number; locale?: string },
+    context?: CallContext,
+  ): Promise<CreatedDeeplink>;
 }
 
 /**

@@ -25,7 +25,7 @@ export interface TestStack {
   readonly logs: string[];
   token(userId?: string, options?: { claims?: Record<string, unknown>; expiresIn?: string | number }): Promise<string>;
   post(body: unknown, headers?: Record<string, string>): Promise<GraphQLResponse>;
-  startVerification(options?: { token?: string | null; workflow?: string; headers?: Record<string, string> }): Promise<GraphQLResponse>;
+  startVerification(options?: { token?: string | null; workflow?: string; locale?: string; headers?: Record<string, string> }): Promise<GraphQLResponse>;
   close(): Promise<void>;
 }
 
@@ -107,7 +107,8 @@ export async function startStack(
       const bearer = options.token === undefined ? await token() : options.token;
       const headers: Record<string, string> = { ...options.headers };
       if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
-      const input = options.workflow === undefined ? undefined : { workflow: options.workflow };
+      const fields = { workflow: options.workflow, locale: options.locale };
+      const input = fields.workflow === undefined && fields.locale === undefined ? undefined : fields;
       return post({ query: START_VERIFICATION, variables: { input } }, headers);
     },
     async close() {
