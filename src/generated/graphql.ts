@@ -27,6 +27,11 @@ export type Handoff = {
   expiresAt: Scalars['DateTime']['output'];
   /** What the IDV mobile SDKs and web component take: {public}/mobile?authorization=…&sessionId=… */
   mobileUrl: Scalars['String']['output'];
+  /**
+   * A QR code of `captureUrl`, as an SVG document, for a desktop to show so that a phone can scan it and continue there.
+   * Made only when selected. Show it as an image (`<img src="data:image/svg+xml;charset=utf-8,…">`) rather than inserting the markup into a page.
+   */
+  qrCodeSvg: Scalars['String']['output'];
   /** The IDV platform's id of the session that was started for the caller. */
   sessionId: Scalars['ID']['output'];
   /** The configured workflow name used. */
@@ -159,6 +164,7 @@ export type HandoffResolvers<ContextType = GatewayContext, ParentType extends Re
   captureUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   mobileUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  qrCodeSvg?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   sessionId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   workflow?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
