@@ -1,21 +1,18 @@
-import { ApolloClient, ApolloLink, CombinedGraphQLErrors, gql, HttpLink, InMemoryCache } from '@apollo/client';
+import { createHash } from 'node:crypto';
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from '@apollo/client';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
+import { StartVerificationDocument } from '../src/generated/operations.js';
 import { startStack, type TestStack } from './support/stack.js';
 
-const START_VERIFICATION = gql`
-  mutation StartVerification($input: StartVerificationInput) {
-    startVerification(input: $input) {
-      sessionId
-      captureUrl
-      mobileUrl
-      expiresAt
-      workflow
-    }
-  }
-`;
+// The typed document web clients use, generated from operations/StartVerification.graphql.
+const START_VERIFICATION = StartVerificationDocument;
 
-function client(stack: TestStack, token: string | null): ApolloClient {
+function client(stack: TestStack, token: string | null, links: ApolloLink[] = [], fetchImpl: typeof fetch = fetch): ApolloClient {
   return new ApolloClient({
-    link: ApolloLink.from([new HttpLink({ uri: stack.url, headers: token ? { authorization: `Bearer ${token}` } : {} })]),
+    link: ApolloLink.from([
+      ...links,
+      new HttpLink({ uri: stack.url, headers: token ? { authorization: `Bearer ${token}` } : {}, fetch: fetchImpl }),
+    ]),
     cache: new InMemoryCache(),
   });
 }
@@ -30,11 +27,11 @@ describe('Apollo Client as the caller', () => {
   it('gets a handoff bound to its user', async () => {
     const apollo = client(stack, await stack.token('apollo-user'));
     const { data } = await apollo.mutate({ mutation: START_VERIFICATION, variables: { input: { workflow: 'age' } } });
-    const handoff = (data as { startVerification: Record<string, string> }).startVerification;
-    expect(handoff.__typename).toBe('Handoff');
-    expect(handoff.workflow).toBe('age');
-    expect(stack.emulator.sessions.get(handoff.sessionId ?? '')?.metadata).toEqual({ externalUserId: 'apollo-user' });
-    expect(new URL(handoff.captureUrl ?? '').searchParams.get('url')).toBe(handoff.mobileUrl);
+    const handoff = data?.startVerification;
+    expect(handoff?.workflow).toBe('age');
+    expect(stack.emulator.sessions.get(handoff?.sessionId ?? '')?.metadata).toEqual({ externalUserId: 'apollo-user' });
+    expect(new URL(handoff?.captureUrl ?? '').searchParams.get('url')).toBe(handoff?.mobileUrl);
+    expect(handoff?.qrCodeSvg).toMatch(/^<svg /);
   });
 
   it('sees coded errors it can branch on', async () => {
@@ -53,5 +50,33 @@ describe('Apollo Client as the caller', () => {
     // Apollo Client 4 reports GraphQL errors in a 401 body as GraphQL errors, not as a network failure.
     expect(CombinedGraphQLErrors.is(failure)).toBe(true);
     expect((failure as CombinedGraphQLErrors).errors[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('uses automatic persisted queries: the query text is sent once, then only its hash', async () => {
+    // Real requests, recorded on their way out, to see what went over the wire.
+    const sent: { query?: string; extensions?: { persistedQuery?: { sha256Hash: string } } }[] = [];
+    const recordingFetch: typeof fetch = (input, init) => {
+      sent.push(JSON.parse(String(init?.body)));
+      return fetch(input, init);
+    };
+    const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+    const apollo = client(stack, await stack.token('apq-user'), [new PersistedQueryLink({ sha256 })], recordingFetch);
+    stack.emulator.resetRecords();
+
+    const first = await apollo.mutate({ mutation: START_VERIFICATION });
+    const second = await apollo.mutate({ mutation: START_VERIFICATION });
+
+    expect(first.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    expect(second.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    const hash = sent[0]?.extensions?.persistedQuery?.sha256Hash;
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    // Hash only → PERSISTED_QUERY_NOT_FOUND → hash and text (registered) → hash only.
+    expect(sent.map((body) => [body.query !== undefined, body.extensions?.persistedQuery?.sha256Hash])).toEqual([
+      [false, hash],
+      [true, hash],
+      [false, hash],
+    ]);
+    // The unknown-hash round trip never ran the mutation: exactly one session per call.
+    expect(stack.emulator.callCount('session')).toBe(2);
   });
 });
