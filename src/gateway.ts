@@ -16,6 +16,8 @@ export interface RunningGateway {
   readonly emulator: IdvEmulator | null;
   /** A bearer token for trying the gateway out (development only, never with a JWKS). */
   readonly devToken: string | null;
+  /** The demo page (development only, when a demo directory was given). */
+  readonly demoUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -31,8 +33,13 @@ interface UpstreamTarget {
   readonly workflows: WorkflowCatalog;
 }
 
+export interface GatewayOptions {
+  /** Where the built /demo page is (dist/demo); served outside production only. */
+  readonly demoDir?: string;
+}
+
 /** Wires config → emulator (when needed) → data source → use case → HTTP server, and listens. */
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   let emulator: IdvEmulator | null = null;
   let target: UpstreamTarget;
   const { idv } = config;
@@ -62,12 +69,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     tokenTtlSeconds: idv.tokenTtlSeconds,
     publicUrl: target.publicUrl,
   });
+  const demo = config.production ? undefined : options.demoDir;
   const server = await createServer({
     production: config.production,
     logger,
     authenticate,
     verification,
     ...(devToken ? { sandboxHeaders: { Authorization: `Bearer ${devToken}` } } : {}),
+    ...(demo ? { demo: { dir: demo, devToken } } : {}),
   });
 
   let listening: { url: string; port: number };
@@ -82,6 +91,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     ...listening,
     emulator,
     devToken,
+    demoUrl: demo ? new URL('/demo/', listening.url).href : null,
     async stop() {
       await server.stop();
       client.close();

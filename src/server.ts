@@ -10,6 +10,7 @@ import express, { type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Authenticate } from './auth.js';
 import type { GatewayContext } from './context.js';
+import { demoRouter, type DemoOptions } from './demo.js';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
@@ -22,6 +23,8 @@ export interface ServerOptions {
   readonly verification: VerificationService;
   /** Headers Apollo Sandbox starts with in development, e.g. the dev bearer token. */
   readonly sandboxHeaders?: Record<string, string>;
+  /** The /demo page; ignored in production. */
+  readonly demo?: DemoOptions;
 }
 
 export interface GatewayServer {
@@ -100,6 +103,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       },
     }),
   );
+  if (options.demo && !production) app.use('/demo', demoRouter(options.demo));
   app.use(httpErrorHandler(logger));
 
   return {
