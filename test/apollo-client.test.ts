@@ -80,3 +80,42 @@ describe('Apollo Client as the caller', () => {
     expect(stack.emulator.callCount('session')).toBe(2);
   });
 });
+
+describe('persisted queries as Apollo Kotlin and Apollo iOS send them', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(() => stack.close());
+
+  // Apollo Kotlin sends hashed queries by GET by default, with its X-APOLLO-OPERATION-NAME header.
+  const QUERY = 'query Workflows { workflows }';
+  const persistedQuery = { version: 1, sha256Hash: createHash('sha256').update(QUERY).digest('hex') };
+  const hashedGet = async (headers: Record<string, string>) => {
+    const url = new URL(stack.url);
+    url.searchParams.set('operationName', 'Workflows');
+    url.searchParams.set('extensions', JSON.stringify({ persistedQuery }));
+    const response = await fetch(url, { headers: { authorization: `Bearer ${await stack.token()}`, ...headers } });
+    return { status: response.status, body: (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] } };
+  };
+
+  it('answers a hashed GET with the operation-name header, once the query is registered', async () => {
+    const unknown = await hashedGet({ 'x-apollo-operation-name': 'Workflows' });
+    expect(unknown.body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+
+    const registered = await stack.post(
+      { query: QUERY, operationName: 'Workflows', extensions: { persistedQuery } },
+      { authorization: `Bearer ${await stack.token()}` },
+    );
+    expect(registered.body).toEqual({ data: { workflows: ['kyc', 'age'] } });
+
+    const hashed = await hashedGet({ 'x-apollo-operation-name': 'Workflows' });
+    expect(hashed).toEqual({ status: 200, body: { data: { workflows: ['kyc', 'age'] } } });
+  });
+
+  it('refuses a GET without a non-simple header (CSRF prevention)', async () => {
+    const response = await hashedGet({});
+    expect(response.status).toBe(400);
+    expect(response.body.errors?.[0]?.extensions?.code).toBe('BAD_REQUEST');
+  });
+});
