@@ -14,4 +14,5 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  { files: ['demo/src/**'], languageOptions: { globals: { ...globals.browser } } },
 );

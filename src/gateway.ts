@@ -19,6 +19,8 @@ export interface RunningGateway {
   readonly devToken: string | null;
   /** The upstream flow configured and in use (IDV_FLOW=auto decides on the first call), for readiness. */
   idvFlow(): FlowStatus;
+  /** The demo page (development only, when a demo directory was given). */
+  readonly demoUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -34,8 +36,13 @@ interface UpstreamTarget {
   readonly workflows: WorkflowCatalog;
 }
 
+export interface GatewayOptions {
+  /** Where the built /demo page is (dist/demo); served outside production only. */
+  readonly demoDir?: string;
+}
+
 /** Wires config → emulator (when needed) → data source → use case → HTTP server, and listens. */
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   let emulator: IdvEmulator | null = null;
   let target: UpstreamTarget;
   const { idv } = config;
@@ -66,6 +73,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     logger.child({ component: 'idv' }),
   );
   const verification = new VerificationService(flows, { workflows: target.workflows });
+  const demo = config.production ? undefined : options.demoDir;
   const server = await createServer({
     production: config.production,
     http: config.http,
@@ -75,6 +83,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     authenticate,
     verification,
     ...(devToken ? { sandboxHeaders: { Authorization: `Bearer ${devToken}` } } : {}),
+    ...(demo ? { demo: { dir: demo, devToken } } : {}),
   });
 
   let listening: { url: string; port: number };
@@ -90,6 +99,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     emulator,
     devToken,
     idvFlow: () => verification.flowStatus,
+    demoUrl: demo ? new URL('/demo/', listening.url).href : null,
     async stop() {
       await server.stop();
       client.close();

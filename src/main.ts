@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { ConfigError, parseConfig } from './config.js';
 import { startGateway } from './gateway.js';
 import { createLogger } from './logger.js';
@@ -16,7 +17,8 @@ async function main(): Promise<void> {
 
   let gateway;
   try {
-    gateway = await startGateway(config, logger);
+    // `npm run build` puts the demo page beside this file, in dist/demo.
+    gateway = await startGateway(config, logger, { demoDir: fileURLToPath(new URL('./demo/', import.meta.url)) });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     console.error(`idv-gateway: could not start: ${reason}`);
@@ -24,7 +26,7 @@ async function main(): Promise<void> {
     return;
   }
   logger.info({ url: gateway.url, emulator: gateway.emulator !== null, idvFlow: config.idv.flow }, 'gateway ready');
-  if (!config.production) printBanner(gateway.url, gateway.emulator?.url ?? null, gateway.devToken);
+  if (!config.production) printBanner(gateway.url, gateway.emulator?.url ?? null, gateway.devToken, gateway.demoUrl);
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
@@ -46,10 +48,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
-function printBanner(url: string, emulatorUrl: string | null, devToken: string | null): void {
+function printBanner(url: string, emulatorUrl: string | null, devToken: string | null, demoUrl: string | null): void {
   const lines = [
     '',
     `  idv-gateway is listening: ${url}`,
+    ...(demoUrl ? [`  Demo page ("Start verification" with Apollo Client): ${demoUrl}`] : []),
     emulatorUrl
       ? `  IDV platform: the embedded emulator at ${emulatorUrl} (set IDV_BASE_URL to use a real one)`
       : '  IDV platform: as configured by IDV_BASE_URL',

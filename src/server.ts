@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Authenticate } from './auth.js';
 import type { HttpSettings, OperationLimits } from './config.js';
 import type { GatewayContext } from './context.js';
+import { demoRouter, type DemoOptions } from './demo.js';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
 import { pseudonymize } from './logger.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   readonly verification: VerificationService;
   /** Headers Apollo Sandbox starts with in development, e.g. the dev bearer token. */
   readonly sandboxHeaders?: Record<string, string>;
+  /** The /demo page; ignored in production. */
+  readonly demo?: DemoOptions;
 }
 
 export interface GatewayServer {
@@ -130,6 +133,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       },
     }),
   );
+  if (options.demo && !production) app.use('/demo', demoRouter(options.demo));
   app.use(httpErrorHandler(logger, options.http.bodyLimitBytes));
 
   return {

@@ -3,12 +3,15 @@
  * independently of the gateway's data source (its own parsing, its own types), so that a
  * misreading of the contract in one is not silently mirrored by the other.
  *
+ * Besides the API it serves stand-ins for the hosted pages (/capture, /mobile: see pages.ts).
+ *
  * Never used in production: the gateway only starts it when no IDV_BASE_URL is configured
  * outside production.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { capturePage, mobilePage, sendPage } from './pages.js';
 
 export type EmulatedStep = 'device' | 'session' | 'deeplink' | 'health';
 
@@ -197,8 +200,27 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         if (options.deeplink === false) return sendJson(res, 404, { message: 'Not found' });
         return createDeeplink(req, url, body, res);
       default:
-        return sendJson(res, 404, { message: 'Not found' });
+        return hostedPage(req, url, res);
     }
+  }
+
+  function hostedPage(req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
+    if (req.method === 'GET' && url.pathname === '/capture') {
+      capturePage(req, url).then(
+        (answer) => sendPage(res, answer),
+        () => sendJson(res, 500, { message: 'Internal error' }),
+      );
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/mobile') {
+      // Opened with the same token the session was started with, while it is still valid.
+      const token = url.searchParams.get('authorization') ?? '';
+      const session = sessions.get(url.searchParams.get('sessionId') ?? '');
+      const issued = tokens.get(token);
+      const valid = session && issued && issued.expiresAt > Date.now() && session.token === token;
+      return sendPage(res, mobilePage(valid ? { sessionId: session.id, workflowId: session.workflowId } : null));
+    }
+    sendJson(res, 404, { message: 'Not found' });
   }
 
   function createDevice(req: http.IncomingMessage, body: string, res: http.ServerResponse): void {

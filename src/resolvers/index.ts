@@ -1,5 +1,6 @@
 import { DateTimeResolver } from 'graphql-scalars';
 import type { Resolvers } from '../generated/graphql.js';
+import { Handoff } from './Handoff.js';
 import { Mutation } from './Mutation.js';
 import { Query } from './Query.js';
 
@@ -7,4 +8,5 @@ export const resolvers: Resolvers = {
   DateTime: DateTimeResolver,
   Query,
   Mutation,
+  Handoff,
 };

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { parseConfig } from '../../src/config.js';
 import { startEmulator, type EmulatorOptions, type IdvEmulator } from '../../src/emulator/index.js';
-import { startGateway, type RunningGateway } from '../../src/gateway.js';
+import { startGateway, type GatewayOptions, type RunningGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 
 export const TEST_API_KEY = 'test-api-key-7f3a9c2e1b5d4f60';
@@ -40,6 +40,7 @@ export const START_VERIFICATION = `mutation StartVerification($input: StartVerif
 export async function startStack(
   env: Record<string, string> = {},
   emulatorOptions: Partial<EmulatorOptions> = {},
+  gatewayOptions: GatewayOptions = {},
 ): Promise<TestStack> {
   const emulator = await startEmulator({
     apiKey: TEST_API_KEY,
@@ -67,7 +68,7 @@ export async function startStack(
   const logger = createLogger({ level: config.logLevel, pretty: false }, sink);
   let gateway: RunningGateway;
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, logger, gatewayOptions);
   } catch (error) {
     await emulator.close();
     throw error;
