@@ -77,6 +77,8 @@ export interface IdvEmulator {
   resetRecords(): void;
   /** Makes every issued token expire now. */
   expireTokens(): void;
+  /** Every token issued so far, whether or not a session used it (for leak checks). */
+  issuedTokens(): string[];
   callCount(step: EmulatedStep): number;
   close(): Promise<void>;
 }
@@ -314,6 +316,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
       requests.length = 0;
       counts.clear();
     },
+    issuedTokens: () => [...tokens.keys()],
     expireTokens() {
       for (const issued of tokens.values()) issued.expiresAt = 0;
     },
