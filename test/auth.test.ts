@@ -65,13 +65,6 @@ describe('caller authentication with a shared secret (HS256)', () => {
     expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
   });
 
-  it('answers a 100 KB token with 431 (Node\'s header limit) and keeps serving', async () => {
-    const response = await stack.startVerification({ token: 'a'.repeat(100_000) });
-    expect(response.status).toBe(431);
-    expect(stack.emulator.requests).toEqual([]);
-    expect((await stack.startVerification()).status).toBe(200);
-  });
-
   it('keeps serving after a burst of bad tokens', async () => {
     await Promise.all(Array.from({ length: 20 }, () => stack.startVerification({ token: 'garbage' })));
     expect((await stack.startVerification()).status).toBe(200);

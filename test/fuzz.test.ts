@@ -60,7 +60,7 @@ describe('fuzzing the mutation input and the Authorization header', () => {
       fc.string({ maxLength: 200 }),
       fc.string({ maxLength: 200 }).map((value) => `Bearer ${value}`),
       fc.tuple(fc.base64String(), fc.base64String(), fc.base64String()).map(([a, b, c]) => `Bearer ${a}.${b}.${c}`),
-      fc.constant(`Bearer ${'x'.repeat(20_000)}`),
+      fc.constant(`Bearer ${'x'.repeat(12_000)}`),
       fc.integer({ min: 0, max: bearer.length - 1 }).map((i) => `Bearer ${bearer.slice(0, i)}${bearer[i] === 'A' ? 'B' : 'A'}${bearer.slice(i + 1)}`),
     );
     await fc.assert(
