@@ -19,4 +19,5 @@ export default {
     ],
   },
   testTimeout: 20000,
+  globalSetup: '<rootDir>/test/global-setup.js',
 };

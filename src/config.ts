@@ -36,6 +36,22 @@ export interface IdvSettings {
   readonly tokenTtlSeconds: number;
   readonly timeoutMs: number;
   readonly flow: IdvFlow;
+  readonly resilience: ResilienceSettings;
+}
+
+/** How the gateway protects callers and itself from a slow, flaky or dead platform. */
+export interface ResilienceSettings {
+  /** Budget for one mutation's upstream work, queueing and retries included. */
+  readonly deadlineMs: number;
+  /** Extra attempts of the ephemeral-device call (the only call that is safe to repeat). */
+  readonly deviceRetries: number;
+  /** Consecutive temporary failures that open the circuit breaker. */
+  readonly breakerFailures: number;
+  readonly breakerCooldownMs: number;
+  /** Mutations doing upstream work at once (the bulkhead), and how many may wait for a slot. */
+  readonly maxConcurrency: number;
+  readonly maxQueue: number;
+  readonly queueWaitMs: number;
 }
 
 export type AuthKeySource =
@@ -205,6 +221,15 @@ function parseIdv(env: Env, production: boolean): IdvSettings {
     workflows: workflowList === null ? null : parseWorkflows(workflowList, defaultWorkflow),
     tokenTtlSeconds: integer(env, 'IDV_TOKEN_TTL_SECONDS', 3600, 60, 86_400),
     timeoutMs: integer(env, 'IDV_TIMEOUT_MS', 5000, 100, 120_000),
+    resilience: {
+      deadlineMs: integer(env, 'IDV_DEADLINE_MS', 8000, 200, 300_000),
+      deviceRetries: integer(env, 'IDV_DEVICE_RETRIES', 2, 0, 10),
+      breakerFailures: integer(env, 'IDV_BREAKER_FAILURES', 5, 1, 10_000),
+      breakerCooldownMs: integer(env, 'IDV_BREAKER_COOLDOWN_MS', 10_000, 100, 600_000),
+      maxConcurrency: integer(env, 'IDV_MAX_CONCURRENCY', 128, 1, 100_000),
+      maxQueue: integer(env, 'IDV_MAX_QUEUE', 512, 0, 1_000_000),
+      queueWaitMs: integer(env, 'IDV_QUEUE_WAIT_MS', 1000, 0, 300_000),
+    },
     flow: idvFlow(env),
   };
 }

@@ -6,6 +6,8 @@ import { parseWorkflows, type AuthSettings, type GatewayConfig, type WorkflowCat
 import type { IdvEmulator } from './emulator/index.js';
 import { HandoffFlows, type FlowStatus } from './flows.js';
 import { IdvApiClient } from './idv/client.js';
+import { ResilientIdvPlatform } from './idv/resilient-platform.js';
+import { UpstreamGuard } from './idv/upstream-guard.js';
 import { createServer } from './server.js';
 import { VerificationService } from './verification.js';
 
@@ -19,6 +21,8 @@ export interface RunningGateway {
   readonly devToken: string | null;
   /** The upstream flow configured and in use (IDV_FLOW=auto decides on the first call), for readiness. */
   idvFlow(): FlowStatus;
+  /** The circuit breaker's state and the bulkhead's load, for readiness and metrics. */
+  upstream(): { breaker: 'closed' | 'open' | 'half-open'; active: number; queued: number };
   /** The demo page (development only, when a demo directory was given). */
   readonly demoUrl: string | null;
   stop(): Promise<void>;
@@ -63,16 +67,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const authenticate = createAuthenticator(config.auth, devSecret);
   const devToken = config.production ? null : await signDevToken(config.auth, devSecret);
 
-  const client = new IdvApiClient(
-    { baseUrl: target.baseUrl, apiKey: target.apiKey, apiKeyScheme: idv.apiKeyScheme, timeoutMs: idv.timeoutMs },
-    logger.child({ component: 'idv' }),
-  );
+  const idvLogger = logger.child({ component: 'idv' });
+  const client = new IdvApiClient({ baseUrl: target.baseUrl, apiKey: target.apiKey, apiKeyScheme: idv.apiKeyScheme, timeoutMs: idv.timeoutMs });
+  const platform = new ResilientIdvPlatform(client, idv.resilience, idvLogger);
   const flows = new HandoffFlows(
-    client,
+    platform,
     { flow: idv.flow, tokenTtlSeconds: idv.tokenTtlSeconds, publicUrl: target.publicUrl },
-    logger.child({ component: 'idv' }),
+    idvLogger,
   );
-  const verification = new VerificationService(flows, { workflows: target.workflows });
+  const guard = new UpstreamGuard(idv.resilience);
+  const verification = new VerificationService(flows, { workflows: target.workflows }, guard);
   const demo = config.production ? undefined : options.demoDir;
   const server = await createServer({
     production: config.production,
@@ -99,6 +103,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     emulator,
     devToken,
     idvFlow: () => verification.flowStatus,
+    upstream: () => ({ breaker: platform.breakerState, ...guard.load }),
     demoUrl: demo ? new URL('/demo/', listening.url).href : null,
     async stop() {
       await server.stop();

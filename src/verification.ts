@@ -2,6 +2,7 @@ import type { WorkflowCatalog } from './config.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { FlowStatus, HandoffFlows } from './flows.js';
 import { IdvError, type CallContext } from './idv/platform.js';
+import type { UpstreamGuard } from './idv/upstream-guard.js';
 import { canonicalLocale } from './locale.js';
 import type { Caller } from './auth.js';
 
@@ -31,6 +32,7 @@ export class VerificationService {
   constructor(
     private readonly flows: HandoffFlows,
     private readonly settings: VerificationSettings,
+    private readonly guard: UpstreamGuard,
   ) {}
 
   /** Which upstream flow is in use, for readiness. */
@@ -62,7 +64,8 @@ export class VerificationService {
       );
     }
     try {
-      const handoff = await this.flows.start({ workflowId, externalUserId: caller.userId, locale }, context);
+      const request = { workflowId, externalUserId: caller.userId, locale };
+      const handoff = await this.guard.run(context, (guarded) => this.flows.start(request, guarded));
       return { ...handoff, workflow };
     } catch (error) {
       if (error instanceof IdvError) throw toClientError(error);

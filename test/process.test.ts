@@ -1,11 +1,10 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { startEmulator, type IdvEmulator } from '../src/emulator/index.js';
 
-// The built server, started the way `npm start` and a container start it.
+// The built server (compiled by test/global-setup.js), started the way `npm start` and a container start it.
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = `${ROOT}dist/main.js`;
 const MUTATION = 'mutation { startVerification { sessionId captureUrl mobileUrl expiresAt workflow } }';
@@ -50,10 +49,6 @@ async function mutate(url: string, token: string) {
   });
   return (await response.json()) as { data?: { startVerification: { sessionId: string; mobileUrl: string } }; errors?: unknown[] };
 }
-
-beforeAll(async () => {
-  await promisify(execFile)(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json'], { cwd: ROOT });
-}, 60_000);
 
 describe('the gateway process', () => {
   it('starts with no configuration on the embedded emulator, and its printed token works', async () => {

@@ -13,7 +13,7 @@ const HANDOFF_FIELDS = ['mobileUrl', 'captureUrl'] as const;
  */
 describe.each(FLOWS)('no secret leaks, IDV_FLOW $name', (flow) => {
   it('holds across success, upstream faults, auth failures and bad input', async () => {
-    const stack = await startFlowStack(flow, { IDV_TIMEOUT_MS: '300', LOG_LEVEL: 'trace' });
+    const stack = await startFlowStack(flow, { IDV_TIMEOUT_MS: '300', LOG_LEVEL: 'trace', IDV_BREAKER_FAILURES: '10000' });
     const responses: GraphQLResponse[] = [];
     const bearers: string[] = [];
     const call = async (token: string | null, workflow?: string) => {
@@ -26,8 +26,9 @@ describe.each(FLOWS)('no secret leaks, IDV_FLOW $name', (flow) => {
       for (const user of ['leak-a', 'leak-b', 'leak-c']) await call(await stack.token(user));
       for (const step of flow.steps) {
         for (const [, fault] of FAULTS) {
-          stack.emulator.inject(step, fault);
+          stack.emulator.inject(step, fault, Infinity);
           await call(await stack.token(`fault-${step}`));
+          stack.emulator.clearFaults();
         }
       }
       const secret = new TextEncoder().encode(TEST_JWT_SECRET);

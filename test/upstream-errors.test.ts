@@ -2,11 +2,19 @@ import { FAULTS } from './support/faults.js';
 import { API_STEPS, FLOWS, startFlowStack } from './support/flows.js';
 import { startStack, TEST_API_KEY, type TestStack } from './support/stack.js';
 
+const DEVICE_RETRIES = 2;
+
+/**
+ * The fault matrix: every step of every flow × every way the platform can fail, kept failing.
+ * For each: what the client gets, how many calls the platform saw (the device call retried where
+ * safe, never a second session), one log line, and a normal answer to the next request.
+ */
 describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FLOW $name', (flow) => {
   const cases = flow.steps.flatMap((step) => FAULTS.map(([name, fault, expected]) => [step, name, fault, expected] as const));
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startFlowStack(flow, { IDV_TIMEOUT_MS: '300' });
+    // The breaker has its own tests; here it must not open across rows.
+    stack = await startFlowStack(flow, { IDV_TIMEOUT_MS: '300', IDV_DEVICE_RETRIES: String(DEVICE_RETRIES), IDV_BREAKER_FAILURES: '10000' });
   });
   afterAll(() => stack.close());
   beforeEach(() => {
@@ -15,7 +23,7 @@ describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FL
   });
 
   it.each(cases)('%s step, %s', async (step, _name, fault, expected) => {
-    stack.emulator.inject(step, fault);
+    stack.emulator.inject(step, fault, Infinity);
     const token = await stack.token('user-e');
     const logStart = stack.logs.length;
     const response = await stack.startVerification({ token });
@@ -34,16 +42,21 @@ describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FL
     for (const secret of [TEST_API_KEY, token, stack.emulator.url, '127.0.0.1', 'Token tr-', 'Unauthorized', 'Forbidden']) {
       expect(response.text).not.toContain(secret);
     }
-    // Exactly one call per step reached, never a second session, never a switch to another flow.
+    // One call per step reached (the device call retried where safe), never a second session,
+    // never a switch to another flow.
     const reached = flow.steps.slice(0, flow.steps.indexOf(step) + 1);
-    for (const apiStep of API_STEPS) expect(stack.emulator.callCount(apiStep)).toBe(reached.includes(apiStep) ? 1 : 0);
+    const attempts = step === 'device' && expected.retried ? 1 + DEVICE_RETRIES : 1;
+    for (const apiStep of API_STEPS) {
+      expect(stack.emulator.callCount(apiStep)).toBe(!reached.includes(apiStep) ? 0 : apiStep === step ? attempts : 1);
+    }
 
-    // The failure is logged once, naming the step.
-    const failureLines = stack.logs.slice(logStart).filter((line) => line.includes('call failed'));
+    // The failure is logged once, naming the step and the attempts made.
+    const failureLines = stack.logs.slice(logStart).filter((line) => line.includes('call failed:'));
     expect(failureLines).toHaveLength(1);
-    expect(JSON.parse(failureLines[0] ?? '{}')).toMatchObject({ step, kind: expect.any(String) });
+    expect(JSON.parse(failureLines[0] ?? '{}')).toMatchObject({ step, kind: expect.any(String), attempts, requestId: expect.any(String) });
 
     // The next request is served normally.
+    stack.emulator.clearFaults();
     const next = await stack.startVerification();
     expect(next.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
   });
@@ -57,6 +70,48 @@ describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FL
   });
 });
 
+describe('retries of the ephemeral-device call', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ IDV_TIMEOUT_MS: '300' });
+  });
+  afterAll(() => stack.close());
+  beforeEach(() => {
+    stack.emulator.clearFaults();
+    stack.emulator.resetRecords();
+  });
+
+  it.each(FAULTS.filter(([, , expected]) => expected.retried))('recover transparently from one %s', async (_name, fault) => {
+    stack.emulator.inject('device', fault, 1);
+    const response = await stack.startVerification();
+    expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    expect(stack.emulator.callCount('device')).toBe(2);
+    expect(stack.emulator.callCount('session')).toBe(1);
+  });
+
+  it('waits out a short Retry-After', async () => {
+    stack.emulator.inject('device', { kind: 'status', status: 503, headers: { 'retry-after': '1' } }, 1);
+    const response = await stack.startVerification();
+    expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    const [first, second] = stack.emulator.requests.filter((request) => request.step === 'device');
+    expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(950);
+  });
+
+  it('gives up at the mutation deadline', async () => {
+    const tight = await startStack({ IDV_TIMEOUT_MS: '300', IDV_DEADLINE_MS: '500', IDV_DEVICE_RETRIES: '10' });
+    try {
+      tight.emulator.inject('device', { kind: 'hang' }, Infinity);
+      const response = await tight.startVerification();
+      expect(response.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true });
+      // 300 ms, then no retry fits in what is left of 500 ms.
+      expect(tight.emulator.callCount('device')).toBeLessThanOrEqual(2);
+      expect(tight.emulator.callCount('session')).toBe(0);
+    } finally {
+      await tight.close();
+    }
+  });
+});
+
 describe('upstream unreachable', () => {
   it('reports a refused connection as IDV_UNAVAILABLE', async () => {
     const stack = await startStack();
@@ -65,6 +120,8 @@ describe('upstream unreachable', () => {
     try {
       const response = await stack.startVerification();
       expect(response.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true });
+      // A refused connection is retried (nothing was sent), then reported with the attempts made.
+      expect(stack.logs.join('')).toMatch(/"attempts":3/);
       expect(response.text).not.toContain(emulatorUrl);
       expect(response.text).not.toContain('ECONNREFUSED');
     } finally {

@@ -29,7 +29,9 @@ export type Fault =
   /** Destroys the connection before any response byte. */
   | { readonly kind: 'reset' }
   /** Sends the status line and headers, then destroys the connection mid-body. */
-  | { readonly kind: 'truncated' };
+  | { readonly kind: 'truncated' }
+  /** 200 with a JSON body of this many bytes (the contract's answers are a few hundred). */
+  | { readonly kind: 'oversized'; readonly bytes: number };
 
 export interface RecordedRequest {
   readonly step: EmulatedStep | 'unknown';
@@ -38,6 +40,8 @@ export interface RecordedRequest {
   readonly query: Readonly<Record<string, string>>;
   readonly headers: Readonly<http.IncomingHttpHeaders>;
   readonly body: string;
+  /** When the request's body had arrived (epoch ms). */
+  readonly receivedAt: number;
 }
 
 export interface EmulatedSession {
@@ -73,6 +77,11 @@ export interface IdvEmulator {
   /** Makes the next `times` calls of a step misbehave (Infinity: until cleared). */
   inject(step: EmulatedStep, fault: Fault, times?: number): void;
   clearFaults(): void;
+  /**
+   * Makes a share of all API calls misbehave at random, each with one of the given faults, from a
+   * seeded generator so a run can be repeated. Cleared by clearFaults().
+   */
+  randomFaults(options: { rate: number; faults: readonly Fault[]; seed?: number }): void;
   /** Forgets recorded requests (sessions and tokens stay valid). */
   resetRecords(): void;
   /** Makes every issued token expire now. */
@@ -104,10 +113,15 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
   const sockets = new Set<Socket>();
   const pendingTimers = new Set<NodeJS.Timeout>();
 
+  let chaos: { rate: number; faults: readonly Fault[]; next: () => number } | null = null;
+
   function takeFault(step: EmulatedStep): Fault | undefined {
     const queue = faults.get(step);
     const head = queue?.[0];
-    if (!queue || !head) return undefined;
+    if (!queue || !head) {
+      if (!chaos || step === 'health' || chaos.next() >= chaos.rate) return undefined;
+      return chaos.faults[Math.floor(chaos.next() * chaos.faults.length)];
+    }
     head.remaining -= 1;
     if (head.remaining <= 0) queue.shift();
     return head.fault;
@@ -139,6 +153,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         query: Object.fromEntries(url.searchParams),
         headers: req.headers,
         body,
+        receivedAt: Date.now(),
       });
       if (step) counts.set(step, (counts.get(step) ?? 0) + 1);
       if (size > MAX_BODY_BYTES) return sendJson(res, 413, { message: 'Payload too large' });
@@ -187,6 +202,23 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         res.write('{"authorization": "Tok');
         later(5, () => res.socket?.destroy());
         return;
+      case 'oversized': {
+        // Streamed in chunks, so a 10 MB answer costs the emulator no 10 MB buffer.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': fault.bytes });
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        let left = fault.bytes;
+        const pump = () => {
+          while (left > 0) {
+            const size = Math.min(chunk.length, left);
+            left -= size;
+            if (!res.write(size === chunk.length ? chunk : chunk.subarray(0, size))) return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        res.on('error', () => undefined);
+        pump();
+        return;
+      }
     }
   }
 
@@ -311,7 +343,13 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
       queue.push({ fault, remaining: times });
       faults.set(step, queue);
     },
-    clearFaults: () => faults.clear(),
+    clearFaults() {
+      faults.clear();
+      chaos = null;
+    },
+    randomFaults({ rate, faults: choices, seed = 1 }) {
+      chaos = { rate, faults: choices, next: mulberry32(seed) };
+    },
     resetRecords() {
       requests.length = 0;
       counts.clear();
@@ -328,6 +366,18 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         server.close(() => resolve());
         for (const socket of sockets) socket.destroy();
       }),
+  };
+}
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same run of faults. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

@@ -1,7 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import got, { RequestError, type Got, type Response } from 'got';
-import type { Logger } from 'pino';
 import { readDeeplinkAnswer } from './deeplink.js';
 import {
   IdvError,
@@ -26,24 +25,23 @@ export interface IdvClientSettings {
 const HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 const MAX_TOKEN_LENGTH = 8192;
 const MAX_SESSION_ID_LENGTH = 256;
+// Every answer in the contract is a few hundred bytes; a larger one is not read to the end.
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /**
- * The IDV platform over HTTP, per ../shared/idv-contract.md.
- *
- * Retries: none, in either step. The session step must never be repeated once the platform may
- * have received it: the platform has no idempotency keys, so a retry could start a second (paid)
- * session. The device step would be safe to repeat, but the caller's own retry (every temporary
- * failure is reported as retryable) does the same job without holding the request open here.
+ * The IDV platform over HTTP, per ../shared/idv-contract.md: one attempt per call, every failure
+ * returned as an IdvError. Retries, the circuit breaker and failure logging live in
+ * ResilientIdvPlatform (resilient-platform.ts), which wraps this class.
  */
 export class IdvApiClient implements IdvPlatform {
   readonly #http: Got;
   readonly #apiKeyHeader: string;
   readonly #agents: { http: http.Agent; https: https.Agent };
 
-  constructor(
-    settings: IdvClientSettings,
-    private readonly logger: Logger,
-  ) {
+  readonly #timeoutMs: number;
+
+  constructor(settings: IdvClientSettings) {
+    this.#timeoutMs = settings.timeoutMs;
     this.#apiKeyHeader = settings.apiKeyScheme ? `${settings.apiKeyScheme} ${settings.apiKey}` : settings.apiKey;
     this.#agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
     this.#http = got.extend({
@@ -67,7 +65,7 @@ export class IdvApiClient implements IdvPlatform {
     });
     const token = isRecord(body) ? body.authorization : undefined;
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !HEADER_VALUE.test(token)) {
-      throw this.#fail(new IdvError('invalid-response', 'device', 'ephemeral device answer has no usable "authorization" string'));
+      throw new IdvError('invalid-response', 'device', 'ephemeral device answer has no usable "authorization" string');
     }
     return { authorization: token };
   }
@@ -85,7 +83,7 @@ export class IdvApiClient implements IdvPlatform {
     // The platform's session object has `id`; the vendor's own load tests fall back to `sessionId`.
     const id = isRecord(body) ? (body.id ?? body.sessionId) : undefined;
     if (typeof id !== 'string' || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH || !HEADER_VALUE.test(id)) {
-      throw this.#fail(new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string'));
+      throw new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string');
     }
     return { id };
   }
@@ -102,7 +100,7 @@ export class IdvApiClient implements IdvPlatform {
       context,
     });
     const answer = readDeeplinkAnswer(body);
-    if ('problem' in answer) throw this.#fail(new IdvError('invalid-response', 'deeplink', answer.problem));
+    if ('problem' in answer) throw new IdvError('invalid-response', 'deeplink', answer.problem);
     return answer;
   }
 
@@ -118,18 +116,39 @@ export class IdvApiClient implements IdvPlatform {
     options: { authorization: string; json: unknown; searchParams?: Record<string, string>; context: CallContext },
   ): Promise<unknown> {
     const started = performance.now();
+    const { context } = options;
+    // The per-call timeout, cut to what is left of the mutation's deadline.
+    const timeoutMs = context.deadline === undefined ? this.#timeoutMs : Math.min(this.#timeoutMs, context.deadline - Date.now());
+    if (timeoutMs <= 0 || context.signal?.aborted) {
+      throw new IdvError('unavailable', step, 'no time left before the deadline', { cause: abortCause(context.signal) ?? 'deadline', durationMs: 0 });
+    }
     const headers: Record<string, string> = { authorization: options.authorization };
-    if (options.context.requestId) headers['x-request-id'] = options.context.requestId;
+    if (context.requestId) headers['x-request-id'] = context.requestId;
     let response: Response<string>;
+    let tooLarge = false;
     try {
-      response = await this.#http.post(path, {
+      const request = this.#http.post(path, {
         headers,
         json: options.json,
         searchParams: options.searchParams,
-        signal: options.context.signal,
+        signal: context.signal,
+        ...(timeoutMs < this.#timeoutMs ? { timeout: { request: timeoutMs } } : {}),
       });
+      request.on('downloadProgress', ({ transferred }) => {
+        if (transferred > MAX_RESPONSE_BYTES && !tooLarge) {
+          tooLarge = true;
+          request.cancel();
+        }
+      });
+      response = await request;
     } catch (error) {
-      throw this.#fail(networkFailure(step, error, elapsed(started)));
+      const durationMs = elapsed(started);
+      if (tooLarge) {
+        throw new IdvError('invalid-response', step, `answer larger than ${MAX_RESPONSE_BYTES} bytes`, { cause: 'too-large', durationMs });
+      }
+      const cause = abortCause(context.signal);
+      if (cause) throw new IdvError('unavailable', step, cause === 'deadline' ? 'deadline exceeded' : 'caller went away', { cause, durationMs });
+      throw networkFailure(step, error, durationMs);
     }
     const durationMs = elapsed(started);
     const { statusCode } = response;
@@ -137,22 +156,17 @@ export class IdvApiClient implements IdvPlatform {
       try {
         return JSON.parse(response.body) as unknown;
       } catch {
-        throw this.#fail(new IdvError('invalid-response', step, `HTTP ${statusCode} with a body that is not JSON`, { status: statusCode, durationMs }));
+        throw new IdvError('invalid-response', step, `HTTP ${statusCode} with a body that is not JSON`, { status: statusCode, durationMs });
       }
     }
-    throw this.#fail(httpFailure(step, statusCode, response.headers['retry-after'], durationMs));
+    throw httpFailure(step, statusCode, response.headers['retry-after'], durationMs);
   }
+}
 
-  #fail(error: IdvError): IdvError {
-    // Logged here, once, with only what is safe: never headers, URLs, bodies or the got error itself
-    // (its `options` carry the Authorization header).
-    const level = error.kind === 'unavailable' ? 'warn' : 'error';
-    this.logger[level](
-      { step: error.step, kind: error.kind, ...error.details },
-      `IDV ${error.step} call failed: ${error.message}`,
-    );
-    return error;
-  }
+/** Why the signal fired, if it did: the mutation's deadline (a TimeoutError) or the caller leaving. */
+function abortCause(signal: AbortSignal | undefined): 'deadline' | 'cancelled' | undefined {
+  if (!signal?.aborted) return undefined;
+  return (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError' ? 'deadline' : 'cancelled';
 }
 
 function httpFailure(step: IdvStep, status: number, retryAfter: string | undefined, durationMs: number): IdvError {

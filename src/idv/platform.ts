@@ -25,8 +25,13 @@ export interface CreatedDeeplink {
 }
 
 export interface CallContext {
-  /** Aborts the upstream call, e.g. when the caller has gone away. */
+  /**
+   * Aborts the upstream call: with a TimeoutError reason when the mutation's deadline passed,
+   * with any other reason when the caller has gone away.
+   */
   readonly signal?: AbortSignal;
+  /** When the mutation's budget ends (epoch ms); each call's timeout is cut to fit. */
+  readonly deadline?: number;
   /** Correlates the upstream's logs with ours. */
   readonly requestId?: string;
 }
@@ -53,11 +58,14 @@ export interface IdvPlatform {
  */
 export type IdvFailureKind = 'unavailable' | 'rejected' | 'invalid-response';
 
+/** Where a failure arose: an upstream call, or the gateway's own guard in front of them. */
+export type FailurePoint = IdvStep | 'bulkhead';
+
 export class IdvError extends Error {
   override name = 'IdvError';
   constructor(
     readonly kind: IdvFailureKind,
-    readonly step: IdvStep,
+    readonly step: FailurePoint,
     message: string,
     readonly details: {
       readonly status?: number;
@@ -66,6 +74,10 @@ export class IdvError extends Error {
       /** From a Retry-After header, when the platform sent one. */
       readonly retryAfterSeconds?: number;
       readonly durationMs?: number;
+      /** Why there was no answer, when the gateway itself stopped waiting. */
+      readonly cause?: 'deadline' | 'cancelled' | 'circuit-open' | 'queue-full' | 'queue-timeout' | 'too-large';
+      /** Attempts made, when the call was retried. */
+      readonly attempts?: number;
     } = {},
   ) {
     super(message);

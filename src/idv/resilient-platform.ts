@@ -1,0 +1,175 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import type { Logger } from 'pino';
+import type { ResilienceSettings } from '../config.js';
+import {
+  IdvError,
+  type CallContext,
+  type CreatedDeeplink,
+  type EphemeralDevice,
+  type IdvPlatform,
+  type IdvStep,
+  type StartedSession,
+} from './platform.js';
+
+/**
+ * What may be repeated, and why:
+ * - `repeatable`: the ephemeral-device call. A device that is created but never used expires
+ *   harmlessly, so it is retried on timeouts, connection failures, 429 and 5xx.
+ * - `unsent-only`: the session and deeplink calls. Each creates a (paid) session and the platform
+ *   has no idempotency keys, so they are repeated only when the request provably never reached
+ *   the platform: the connection was refused or the host could not be resolved or reached.
+ */
+type RetryPolicy = 'repeatable' | 'unsent-only';
+
+const RETRY_POLICY: Record<IdvStep, RetryPolicy> = { device: 'repeatable', session: 'unsent-only', deeplink: 'unsent-only' };
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 1000;
+// A longer Retry-After is not waited out inside one request: the client gets it as retryAfterSeconds.
+const MAX_HONOURED_RETRY_AFTER_MS = 2000;
+// A retry is only worth starting with at least this much of the deadline left.
+const MIN_ATTEMPT_MS = 100;
+
+export interface ResilienceObserver {
+  /** A failed attempt that will be retried. */
+  retry?(step: IdvStep): void;
+  breakerState?(state: 'closed' | 'open' | 'half-open'): void;
+}
+
+/**
+ * The platform behind retries (per the policy above) and one circuit breaker: after
+ * `breakerFailures` consecutive temporary failures, calls fail at once with IDV_UNAVAILABLE for
+ * the cool-down instead of queueing behind a dead upstream; then one call probes, and a success
+ * closes the circuit. Every failed call is logged here, once, with its step, outcome, attempts,
+ * duration and request id, and nothing secret.
+ */
+export class ResilientIdvPlatform implements IdvPlatform {
+  readonly #breaker: CircuitBreakerPolicy;
+  #openedAt = 0;
+
+  constructor(
+    private readonly inner: IdvPlatform,
+    private readonly settings: ResilienceSettings,
+    private readonly logger: Logger,
+    private readonly observer: ResilienceObserver = {},
+    private readonly random: () => number = Math.random,
+  ) {
+    // Only the platform's own unavailability counts: not refusals, not callers that went away.
+    const counts = handleWhen((error) => error instanceof IdvError && error.kind === 'unavailable' && error.details.cause !== 'cancelled');
+    this.#breaker = circuitBreaker(counts, {
+      halfOpenAfter: settings.breakerCooldownMs,
+      breaker: new ConsecutiveBreaker(settings.breakerFailures),
+    });
+    this.#breaker.onStateChange((state) => this.#onStateChange(state));
+  }
+
+  get breakerState(): 'closed' | 'open' | 'half-open' {
+    return stateName(this.#breaker.state);
+  }
+
+  createEphemeralDevice(ttlSeconds: number, context: CallContext = {}): Promise<EphemeralDevice> {
+    return this.#call('device', context, () => this.inner.createEphemeralDevice(ttlSeconds, context));
+  }
+
+  startSession(
+    request: { token: string; workflowId: string; externalUserId: string; locale?: string },
+    context: CallContext = {},
+  ): Promise<StartedSession> {
+    return this.#call('session', context, () => this.inner.startSession(request, context));
+  }
+
+  createDeeplink(
+    request: { workflowId: string; externalUserId: string; ttlSeconds: number; locale?: string },
+    context: CallContext = {},
+  ): Promise<CreatedDeeplink> {
+    return this.#call('deeplink', context, () => this.inner.createDeeplink(request, context));
+  }
+
+  async #call<T>(step: IdvStep, context: CallContext, attempt: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    for (let attempts = 1; ; attempts += 1) {
+      let failure: IdvError;
+      try {
+        return await this.#breaker.execute(attempt);
+      } catch (error) {
+        if (error instanceof BrokenCircuitError) {
+          failure = new IdvError('unavailable', step, 'circuit open: not calling the platform during the cool-down', {
+            cause: 'circuit-open',
+            retryAfterSeconds: this.#coolDownLeftSeconds(),
+          });
+        } else if (error instanceof IdvError) {
+          failure = error;
+        } else {
+          throw error;
+        }
+      }
+      const delayMs = this.#retryDelay(step, failure, attempts, context);
+      if (delayMs === null) {
+        const durationMs = Math.round(performance.now() - started);
+        this.#log(failure, attempts, durationMs, context);
+        throw attempts > 1 ? new IdvError(failure.kind, failure.step, failure.message, { ...failure.details, attempts, durationMs }) : failure;
+      }
+      this.observer.retry?.(step);
+      this.logger.debug({ step, attempt: attempts, delayMs, requestId: context.requestId, ...failure.details }, `IDV ${step} call failed, retrying`);
+      try {
+        await sleep(delayMs, undefined, { signal: context.signal });
+      } catch {
+        // The deadline or the caller ended the wait: report the failure we had.
+        this.#log(failure, attempts, Math.round(performance.now() - started), context);
+        throw failure;
+      }
+    }
+  }
+
+  /** Milliseconds to wait before the next attempt, or null when this failure is final. */
+  #retryDelay(step: IdvStep, failure: IdvError, attempts: number, context: CallContext): number | null {
+    if (failure.kind !== 'unavailable' || failure.details.cause !== undefined) return null;
+    if (attempts > this.settings.deviceRetries) return null;
+    if (RETRY_POLICY[step] === 'unsent-only' && !NEVER_SENT.has(failure.details.errorCode ?? '')) return null;
+    const retryAfterMs = failure.details.retryAfterSeconds === undefined ? undefined : failure.details.retryAfterSeconds * 1000;
+    if (retryAfterMs !== undefined && retryAfterMs > MAX_HONOURED_RETRY_AFTER_MS) return null;
+    // Exponential backoff with jitter, so that callers failed together do not retry together.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
+    const delayMs = Math.max(retryAfterMs ?? 0, Math.round(ceiling / 2 + (this.random() * ceiling) / 2));
+    if (context.deadline !== undefined && Date.now() + delayMs + MIN_ATTEMPT_MS > context.deadline) return null;
+    return delayMs;
+  }
+
+  #log(failure: IdvError, attempts: number, durationMs: number, context: CallContext): void {
+    const fields = { step: failure.step, kind: failure.kind, ...failure.details, attempts, durationMs, requestId: context.requestId };
+    const message = `IDV ${failure.step} call failed: ${failure.message}`;
+    // A refusal is an operator problem; a caller that left, or an open circuit (logged when it
+    // opened), is not worth a line per request.
+    if (failure.details.cause === 'cancelled' || failure.details.cause === 'circuit-open') this.logger.debug(fields, message);
+    else if (failure.kind === 'unavailable') this.logger.warn(fields, message);
+    else this.logger.error(fields, message);
+  }
+
+  #coolDownLeftSeconds(): number {
+    const left = this.#openedAt + this.settings.breakerCooldownMs - Date.now();
+    return Math.max(1, Math.ceil(left / 1000));
+  }
+
+  #onStateChange(state: CircuitState): void {
+    const name = stateName(state);
+    if (state === CircuitState.Open) {
+      this.#openedAt = Date.now();
+      this.logger.error(
+        { breaker: name, coolDownMs: this.settings.breakerCooldownMs },
+        `IDV platform circuit opened after ${this.settings.breakerFailures} consecutive failures; failing fast for the cool-down`,
+      );
+    } else if (state === CircuitState.HalfOpen) {
+      this.logger.info({ breaker: name }, 'IDV platform circuit half-open: probing with the next call');
+    } else if (state === CircuitState.Closed) {
+      this.logger.info({ breaker: name }, 'IDV platform circuit closed: the platform answers again');
+    }
+    this.observer.breakerState?.(name);
+  }
+}
+
+function stateName(state: CircuitState): 'closed' | 'open' | 'half-open' {
+  if (state === CircuitState.Open || state === CircuitState.Isolated) return 'open';
+  if (state === CircuitState.HalfOpen) return 'half-open';
+  return 'closed';
+}

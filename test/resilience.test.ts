@@ -1,0 +1,113 @@
+import http from 'node:http';
+import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('circuit breaker', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ IDV_BREAKER_FAILURES: '3', IDV_BREAKER_COOLDOWN_MS: '2000', IDV_DEVICE_RETRIES: '0' });
+  });
+  afterAll(() => stack.close());
+
+  it('opens under a dead upstream, answers at once during the cool-down, then probes and closes', async () => {
+    stack.emulator.inject('device', { kind: 'status', status: 503 }, Infinity);
+    for (let i = 0; i < 3; i += 1) {
+      const response = await stack.startVerification();
+      expect(response.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true });
+    }
+    expect(stack.emulator.callCount('device')).toBe(3);
+    expect(stack.gateway.upstream().breaker).toBe('open');
+    expect(stack.logs.join('')).toContain('circuit opened after 3 consecutive failures');
+
+    // Open: no upstream call, an immediate answer with a retry hint.
+    const started = performance.now();
+    const fastFailures = await Promise.all(Array.from({ length: 20 }, () => stack.startVerification()));
+    const elapsedMs = performance.now() - started;
+    for (const response of fastFailures) {
+      expect(response.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: expect.any(Number) });
+      expect(response.body.errors[0].extensions.retryAfterSeconds).toBeLessThanOrEqual(2);
+    }
+    expect(stack.emulator.callCount('device')).toBe(3);
+    console.log(`breaker open: 20 concurrent mutations answered in ${elapsedMs.toFixed(1)} ms in all, with no upstream call`);
+
+    // The platform recovers; after the cool-down one call probes it and closes the circuit.
+    stack.emulator.clearFaults();
+    await until(async () => (await stack.startVerification()).body.data?.startVerification !== undefined, 'the circuit to close');
+    expect(stack.gateway.upstream().breaker).toBe('closed');
+    expect(stack.emulator.callCount('device')).toBe(4);
+    const after = await Promise.all(Array.from({ length: 5 }, () => stack.startVerification()));
+    for (const response of after) expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    expect(stack.logs.join('')).toContain('circuit closed');
+  });
+
+  it('is not opened by refusals (4xx) or by an answer outside the contract', async () => {
+    stack.emulator.inject('session', { kind: 'status', status: 404 }, 5);
+    stack.emulator.inject('device', { kind: 'html' }, 5);
+    for (let i = 0; i < 10; i += 1) expect((await stack.startVerification()).body.errors[0].extensions.code).toBe('IDV_FAILED');
+    expect(stack.gateway.upstream().breaker).toBe('closed');
+  });
+});
+
+describe('bulkhead', () => {
+  it('lets a bounded number work and wait, and refuses the rest at once with a retry hint', async () => {
+    const stack = await startStack({ IDV_MAX_CONCURRENCY: '2', IDV_MAX_QUEUE: '2', IDV_QUEUE_WAIT_MS: '5000' });
+    try {
+      stack.emulator.inject('device', { kind: 'delay', ms: 300 }, Infinity);
+      const responses = await Promise.all(Array.from({ length: 8 }, async (_, i) => stack.startVerification({ token: await stack.token(`bulk-${i}`) })));
+      const handoffs = responses.filter((response) => response.body.data?.startVerification);
+      const refused = responses.filter((response) => response.body.errors?.[0]?.extensions.code === 'IDV_UNAVAILABLE');
+      expect(handoffs).toHaveLength(4);
+      expect(refused).toHaveLength(4);
+      for (const response of refused) expect(response.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 1 });
+      expect(stack.emulator.callCount('device')).toBe(4);
+      expect(stack.gateway.upstream()).toMatchObject({ active: 0, queued: 0 });
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('gives up on a queue slot after IDV_QUEUE_WAIT_MS', async () => {
+    const stack = await startStack({ IDV_MAX_CONCURRENCY: '1', IDV_MAX_QUEUE: '10', IDV_QUEUE_WAIT_MS: '100' });
+    try {
+      stack.emulator.inject('device', { kind: 'delay', ms: 600 }, Infinity);
+      const responses = await Promise.all(Array.from({ length: 3 }, () => stack.startVerification()));
+      const codes = responses.map((response) => response.body.errors?.[0]?.extensions.code ?? 'OK');
+      expect(codes.sort()).toEqual(['IDV_UNAVAILABLE', 'IDV_UNAVAILABLE', 'OK']);
+      expect(stack.emulator.callCount('device')).toBe(1);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('a caller who goes away', () => {
+  it('stops the upstream work started for them', async () => {
+    const stack = await startStack();
+    try {
+      stack.emulator.inject('device', { kind: 'delay', ms: 400 }, 1);
+      const request = http.request(stack.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token('leaver')}` },
+      });
+      request.on('error', () => undefined);
+      request.end(JSON.stringify({ query: START_VERIFICATION }));
+      await until(() => stack.emulator.callCount('device') === 1, 'the device call');
+      request.destroy();
+      await until(() => stack.logs.some((line) => line.includes('caller went away')), 'the abort to be logged');
+      // Past the point the device call would have answered: no session was started for nobody.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(stack.emulator.callCount('session')).toBe(0);
+      expect((await stack.startVerification()).body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    } finally {
+      await stack.close();
+    }
+  });
+});
