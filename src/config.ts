@@ -37,6 +37,9 @@ export interface IdvSettings {
   readonly timeoutMs: number;
   readonly flow: IdvFlow;
   readonly resilience: ResilienceSettings;
+  /** The platform's health probe (GET /api/health) behind /readyz: its timeout, and how long an answer is reused. */
+  readonly healthTimeoutMs: number;
+  readonly healthCacheMs: number;
 }
 
 /** How the gateway protects callers and itself from a slow, flaky or dead platform. */
@@ -82,6 +85,13 @@ export interface OperationLimits {
   readonly maxCost: number;
 }
 
+export interface OperationsSettings {
+  /** A separate port for /metrics (and /healthz, /readyz); null serves /metrics on the main port. */
+  readonly metricsPort: number | null;
+  /** How long in-flight requests may run on after SIGTERM/SIGINT before their connections are closed. */
+  readonly shutdownGraceMs: number;
+}
+
 export interface GatewayConfig {
   readonly production: boolean;
   readonly port: number;
@@ -93,6 +103,7 @@ export interface GatewayConfig {
   readonly limits: OperationLimits;
   readonly idv: IdvSettings;
   readonly auth: AuthSettings;
+  readonly operations: OperationsSettings;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -231,6 +242,8 @@ function parseIdv(env: Env, production: boolean): IdvSettings {
       queueWaitMs: integer(env, 'IDV_QUEUE_WAIT_MS', 1000, 0, 300_000),
     },
     flow: idvFlow(env),
+    healthTimeoutMs: integer(env, 'IDV_HEALTH_TIMEOUT_MS', 1000, 100, 30_000),
+    healthCacheMs: integer(env, 'IDV_HEALTH_CACHE_MS', 10_000, 0, 600_000),
   };
 }
 
@@ -308,6 +321,14 @@ function parseLimits(env: Env): OperationLimits {
   };
 }
 
+function parseOperations(env: Env, port: number): OperationsSettings {
+  const metricsPort = read(env, 'METRICS_PORT') === null ? null : integer(env, 'METRICS_PORT', 0, 0, 65_535);
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError(`METRICS_PORT must differ from PORT (both are ${port}); unset it to serve /metrics on the main port`);
+  }
+  return { metricsPort, shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000) };
+}
+
 export function parseConfig(env: Env): GatewayConfig {
   const nodeEnv = read(env, 'NODE_ENV');
   const production = nodeEnv === 'production';
@@ -316,9 +337,10 @@ export function parseConfig(env: Env): GatewayConfig {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${clip(logLevel)}")`);
   }
   const host = read(env, 'HOST');
+  const port = integer(env, 'PORT', 4000, 0, 65_535);
   return {
     production,
-    port: integer(env, 'PORT', 4000, 0, 65_535),
+    port,
     host,
     logLevel: logLevel as LogLevel,
     logUserIds: boolean(env, 'LOG_USER_IDS', false),
@@ -329,5 +351,6 @@ export function parseConfig(env: Env): GatewayConfig {
     limits: parseLimits(env),
     idv: parseIdv(env, production),
     auth: parseAuth(env, production),
+    operations: parseOperations(env, port),
   };
 }

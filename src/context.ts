@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AuthResult } from './auth.js';
+import type { RequestScope } from './request-scope.js';
 import type { VerificationService } from './verification.js';
 
 /** Per-request state handed to resolvers. */
@@ -7,8 +8,11 @@ export interface GatewayContext {
   /** Who is calling: verified once per request, checked by the resolvers that need a caller. */
   readonly auth: AuthResult;
   readonly verification: VerificationService;
+  /** Its lines carry the request id (the logger's mixin reads it from the request scope). */
   readonly logger: Logger;
   readonly requestId: string;
+  /** What the operation log reports: the workflow asked for and the upstream calls made. */
+  readonly scope: RequestScope;
   /** Aborted when the client disconnects before the answer is sent. */
   readonly signal: AbortSignal;
 }

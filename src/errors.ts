@@ -64,6 +64,11 @@ function isPassthroughCode(code: unknown): code is string {
   return typeof code === 'string' && PASSTHROUGH_CODES.has(code);
 }
 
+/** The code a client sees for an error carrying `code`: the code itself when allow-listed, else INTERNAL_SERVER_ERROR. */
+export function clientErrorCode(code: unknown): string {
+  return isPassthroughCode(code) ? code : ErrorCode.INTERNAL_SERVER_ERROR;
+}
+
 /**
  * Apollo's formatError: the allow-listed codes pass through with `retryable` filled in (GraphQL's
  * own request errors are never retryable); anything else is an unexpected failure, logged and

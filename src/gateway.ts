@@ -3,11 +3,18 @@ import { SignJWT } from 'jose';
 import type { Logger } from 'pino';
 import { createAuthenticator } from './auth.js';
 import { parseWorkflows, type AuthSettings, type GatewayConfig, type WorkflowCatalog } from './config.js';
+import type { DrainResult } from './drain.js';
 import type { IdvEmulator } from './emulator/index.js';
 import { HandoffFlows, type FlowStatus } from './flows.js';
+import { Readiness } from './health.js';
 import { IdvApiClient } from './idv/client.js';
+import { IdvHealthProbe } from './idv/health-probe.js';
+import type { UpstreamObserver } from './idv/platform.js';
 import { ResilientIdvPlatform } from './idv/resilient-platform.js';
 import { UpstreamGuard } from './idv/upstream-guard.js';
+import { GatewayMetrics } from './metrics.js';
+import { startAdminServer } from './ops-http.js';
+import { recordUpstreamCall } from './request-scope.js';
 import { createServer } from './server.js';
 import { VerificationService } from './verification.js';
 
@@ -25,7 +32,23 @@ export interface RunningGateway {
   upstream(): { breaker: 'closed' | 'open' | 'half-open'; active: number; queued: number };
   /** The demo page (development only, when a demo directory was given). */
   readonly demoUrl: string | null;
-  stop(): Promise<void>;
+  /** Where GET /metrics is: the main port, or METRICS_PORT's listener (which also serves /healthz and /readyz). */
+  readonly metricsUrl: string;
+  /** The METRICS_PORT listener's origin, or null when everything is on the main port. */
+  readonly adminUrl: string | null;
+  /** What the gateway counts; the resilience and shared-state features report through it. */
+  readonly metrics: GatewayMetrics;
+  /** What /readyz says; features add their dependencies with `setDependency`. */
+  readonly readiness: Readiness;
+  /**
+   * Graceful shutdown: readiness turns 503, the listener closes, requests in flight finish (for up
+   * to SHUTDOWN_GRACE_MS), then the upstream agents and the rest are closed.
+   */
+  stop(): Promise<ShutdownReport>;
+}
+
+export interface ShutdownReport extends DrainResult {
+  readonly graceMs: number;
 }
 
 /** Workflows the embedded emulator offers when IDV_WORKFLOWS is not set. */
@@ -45,72 +68,126 @@ export interface GatewayOptions {
   readonly demoDir?: string;
 }
 
-/** Wires config → emulator (when needed) → data source → use case → HTTP server, and listens. */
+/**
+ * Wires config → metrics and readiness (and the METRICS_PORT listener, so probes see "starting")
+ * → emulator (when needed) → data source → use case → HTTP server, and listens.
+ */
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
-  let emulator: IdvEmulator | null = null;
-  let target: UpstreamTarget;
-  const { idv } = config;
-  if (idv.baseUrl === null) {
-    // Loaded only here, so a production process never even imports the emulator.
-    const { startEmulator } = await import('./emulator/index.js');
-    const apiKey = idv.apiKey ?? randomBytes(24).toString('base64url');
-    const workflows = idv.workflows ?? parseWorkflows(EMULATOR_WORKFLOWS, null);
-    emulator = await startEmulator({ apiKey, apiKeyScheme: idv.apiKeyScheme, workflowIds: [...workflows.ids.values()] });
-    target = { baseUrl: emulator.url, publicUrl: emulator.url, apiKey, workflows };
-  } else {
-    // parseConfig guarantees these whenever a base URL is set.
-    if (idv.apiKey === null || idv.workflows === null) throw new Error('IDV settings are incomplete');
-    target = { baseUrl: idv.baseUrl, publicUrl: idv.publicUrl ?? idv.baseUrl, apiKey: idv.apiKey, workflows: idv.workflows };
-  }
+  const readiness = new Readiness();
+  const { idv, operations } = config;
+  const metrics = new GatewayMetrics({ workflows: idv.workflows?.ids.keys() ?? parseWorkflows(EMULATOR_WORKFLOWS, null).ids.keys() });
+  // A placeholder, so the shape of /readyz is stable; the shared-state feature (Redis) replaces it.
+  readiness.setDependency('redis', () => ({ state: 'not-configured' }));
 
-  const devSecret = config.auth.key.kind === 'dev' ? randomBytes(32) : undefined;
-  const authenticate = createAuthenticator(config.auth, devSecret);
-  const devToken = config.production ? null : await signDevToken(config.auth, devSecret);
-
-  const idvLogger = logger.child({ component: 'idv' });
-  const client = new IdvApiClient({ baseUrl: target.baseUrl, apiKey: target.apiKey, apiKeyScheme: idv.apiKeyScheme, timeoutMs: idv.timeoutMs });
-  const platform = new ResilientIdvPlatform(client, idv.resilience, idvLogger);
-  const flows = new HandoffFlows(
-    platform,
-    { flow: idv.flow, tokenTtlSeconds: idv.tokenTtlSeconds, publicUrl: target.publicUrl },
-    idvLogger,
-  );
-  const guard = new UpstreamGuard(idv.resilience);
-  const verification = new VerificationService(flows, { workflows: target.workflows }, guard);
-  const demo = config.production ? undefined : options.demoDir;
-  const server = await createServer({
-    production: config.production,
-    http: config.http,
-    limits: config.limits,
-    logUserIds: config.logUserIds,
-    logger,
-    authenticate,
-    verification,
-    ...(devToken ? { sandboxHeaders: { Authorization: `Bearer ${devToken}` } } : {}),
-    ...(demo ? { demo: { dir: demo, devToken } } : {}),
-  });
-
-  let listening: { url: string; port: number };
+  const admin = operations.metricsPort === null ? null : await startAdminServer({ port: operations.metricsPort, host: config.host, readiness, metrics });
+  const closeOnFailure: (() => Promise<void> | void)[] = [() => admin?.close()];
   try {
-    listening = await server.listen(config.port, config.host);
+    let emulator: IdvEmulator | null = null;
+    let target: UpstreamTarget;
+    if (idv.baseUrl === null) {
+      // Loaded only here, so a production process never even imports the emulator.
+      const { startEmulator } = await import('./emulator/index.js');
+      const apiKey = idv.apiKey ?? randomBytes(24).toString('base64url');
+      const workflows = idv.workflows ?? parseWorkflows(EMULATOR_WORKFLOWS, null);
+      emulator = await startEmulator({ apiKey, apiKeyScheme: idv.apiKeyScheme, workflowIds: [...workflows.ids.values()] });
+      closeOnFailure.push(() => emulator?.close());
+      target = { baseUrl: emulator.url, publicUrl: emulator.url, apiKey, workflows };
+    } else {
+      // parseConfig guarantees these whenever a base URL is set.
+      if (idv.apiKey === null || idv.workflows === null) throw new Error('IDV settings are incomplete');
+      target = { baseUrl: idv.baseUrl, publicUrl: idv.publicUrl ?? idv.baseUrl, apiKey: idv.apiKey, workflows: idv.workflows };
+    }
+
+    const devSecret = config.auth.key.kind === 'dev' ? randomBytes(32) : undefined;
+    const authenticate = createAuthenticator(config.auth, devSecret);
+    const devToken = config.production ? null : await signDevToken(config.auth, devSecret);
+
+    const idvLogger = logger.child({ component: 'idv' });
+    // Each upstream call feeds the metrics and the calling request's operation log line.
+    const observer: UpstreamObserver = {
+      upstreamCall(step, status, seconds) {
+        metrics.upstreamCall(step, status, seconds);
+        recordUpstreamCall(step, status, seconds * 1000);
+      },
+    };
+    const client = new IdvApiClient(
+      { baseUrl: target.baseUrl, apiKey: target.apiKey, apiKeyScheme: idv.apiKeyScheme, timeoutMs: idv.timeoutMs },
+      observer,
+    );
+    closeOnFailure.push(() => client.close());
+    const platform = new ResilientIdvPlatform(client, idv.resilience, idvLogger, {
+      retry: (step) => metrics.retry(step),
+      breakerState: (state) => metrics.breakerState(state),
+    });
+    metrics.breakerState(platform.breakerState);
+    const flows = new HandoffFlows(platform, { flow: idv.flow, tokenTtlSeconds: idv.tokenTtlSeconds, publicUrl: target.publicUrl }, idvLogger);
+    const guard = new UpstreamGuard(idv.resilience);
+    metrics.observeBulkhead(() => guard.load);
+    const verification = new VerificationService(flows, { workflows: target.workflows }, guard);
+
+    const probe = new IdvHealthProbe(
+      { baseUrl: target.baseUrl, timeoutMs: idv.healthTimeoutMs, maxAgeMs: idv.healthCacheMs },
+      idvLogger,
+      (up) => metrics.idvPlatformUp(up),
+    );
+    closeOnFailure.push(() => probe.close());
+    readiness.setDependency('idv', async () => ({ ...(await probe.status()), flow: verification.flowStatus }));
+    // Reported, never failing readiness: an open breaker means the platform is down, which every
+    // instance sees at once (see health.ts).
+    readiness.setDependency('circuitBreaker', () => ({ state: platform.breakerState }));
+    readiness.setDependency('bulkhead', () => {
+      const load = guard.load;
+      return { state: load.queued > 0 ? 'queueing' : 'ok', ...load, maxConcurrency: idv.resilience.maxConcurrency, maxQueue: idv.resilience.maxQueue };
+    });
+
+    const demo = config.production ? undefined : options.demoDir;
+    const server = await createServer({
+      production: config.production,
+      http: config.http,
+      limits: config.limits,
+      logUserIds: config.logUserIds,
+      logger,
+      authenticate,
+      verification,
+      metrics,
+      readiness,
+      serveMetrics: admin === null,
+      ...(devToken ? { sandboxHeaders: { Authorization: `Bearer ${devToken}` } } : {}),
+      ...(demo ? { demo: { dir: demo, devToken } } : {}),
+    });
+    const listening = await server.listen(config.port, config.host);
+    readiness.markReady();
+
+    return {
+      ...listening,
+      emulator,
+      devToken,
+      idvFlow: () => verification.flowStatus,
+      upstream: () => ({ breaker: platform.breakerState, ...guard.load }),
+      demoUrl: demo ? new URL('/demo/', listening.url).href : null,
+      metricsUrl: admin ? `${admin.url}/metrics` : new URL('/metrics', listening.url).href,
+      adminUrl: admin?.url ?? null,
+      metrics,
+      readiness,
+      async stop() {
+        readiness.markDraining();
+        const graceMs = operations.shutdownGraceMs;
+        const drained = server.stop(graceMs);
+        // server.stop closed the listener synchronously: from here on new connections are refused.
+        logger.info({ inFlight: server.inFlight, graceMs }, 'draining: no new connections; waiting for requests in flight');
+        const result = await drained;
+        client.close();
+        probe.close();
+        await emulator?.close();
+        // Last, so probes and scrapes see "draining" until the very end.
+        await admin?.close();
+        return { ...result, graceMs };
+      },
+    };
   } catch (error) {
-    client.close();
-    await emulator?.close();
+    for (const close of closeOnFailure.reverse()) await close();
     throw error;
   }
-  return {
-    ...listening,
-    emulator,
-    devToken,
-    idvFlow: () => verification.flowStatus,
-    upstream: () => ({ breaker: platform.breakerState, ...guard.load }),
-    demoUrl: demo ? new URL('/demo/', listening.url).href : null,
-    async stop() {
-      await server.stop();
-      client.close();
-      await emulator?.close();
-    },
-  };
 }
 
 /** A token the gateway itself accepts, for the start-up banner and Sandbox; null when keys live elsewhere (JWKS). */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel } from './config.js';
+import { currentRequestScope } from './request-scope.js';
 
 /**
  * Paths that could carry a credential if some object ends up in a log line: the caller's bearer
@@ -27,6 +28,11 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
     level: options.level,
     base: { service: 'idv-gateway' },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    // Every line written while a request is handled carries its id, whichever module writes it.
+    mixin: () => {
+      const scope = currentRequestScope();
+      return scope ? { requestId: scope.requestId } : {};
+    },
   };
   if (destination) return pino(config, destination);
   if (options.pretty) {

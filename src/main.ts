@@ -25,9 +25,13 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  logger.info({ url: gateway.url, emulator: gateway.emulator !== null, idvFlow: config.idv.flow }, 'gateway ready');
+  logger.info(
+    { url: gateway.url, metricsUrl: gateway.metricsUrl, emulator: gateway.emulator !== null, idvFlow: config.idv.flow },
+    'gateway ready',
+  );
   if (!config.production) printBanner(gateway.url, gateway.emulator?.url ?? null, gateway.devToken, gateway.demoUrl);
 
+  // Graceful shutdown (see RunningGateway.stop); a second signal means "now", for an operator who won't wait.
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -35,9 +39,18 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    const started = performance.now();
     logger.info({ signal }, 'shutting down');
     gateway.stop().then(
-      () => process.exit(0),
+      (report) => {
+        const durationMs = Math.round(performance.now() - started);
+        if (report.cutOff > 0) {
+          logger.warn({ ...report, durationMs }, 'stopped: the grace period ran out; connections of unfinished requests were closed');
+        } else {
+          logger.info({ ...report, durationMs }, 'stopped: every request in flight finished');
+        }
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error instanceof Error ? error.message : String(error) }, 'shutdown failed');
         process.exit(1);

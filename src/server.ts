@@ -1,8 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -14,9 +12,14 @@ import type { Authenticate } from './auth.js';
 import type { HttpSettings, OperationLimits } from './config.js';
 import type { GatewayContext } from './context.js';
 import { demoRouter, type DemoOptions } from './demo.js';
+import { HttpDrain, type DrainResult } from './drain.js';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
-import { pseudonymize } from './logger.js';
+import { healthRoutes, type Readiness } from './health.js';
+import type { GatewayMetrics } from './metrics.js';
+import { operationObserver } from './operation-log.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
+import { httpMetrics, metricsRoute } from './ops-http.js';
+import { reenterRequestScope, requestScope, requestScopeOf, runInScopeOf } from './request-scope.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
 import type { VerificationService } from './verification.js';
@@ -29,6 +32,10 @@ export interface ServerOptions {
   readonly logger: Logger;
   readonly authenticate: Authenticate;
   readonly verification: VerificationService;
+  readonly metrics: GatewayMetrics;
+  readonly readiness: Readiness;
+  /** Serve /metrics here (false when METRICS_PORT gives it a listener of its own). */
+  readonly serveMetrics: boolean;
   /** Headers Apollo Sandbox starts with in development, e.g. the dev bearer token. */
   readonly sandboxHeaders?: Record<string, string>;
   /** The /demo page; ignored in production. */
@@ -38,10 +45,14 @@ export interface ServerOptions {
 export interface GatewayServer {
   readonly app: express.Express;
   listen(port: number, host?: string | null): Promise<{ url: string; port: number }>;
-  stop(): Promise<void>;
+  /** Requests in flight now (for the shutdown log). */
+  readonly inFlight: number;
+  /** Stops accepting connections at once, lets requests in flight finish for up to `graceMs`, then closes the rest. */
+  stop(graceMs?: number): Promise<DrainResult>;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Apollo's default, for callers (tests) that stop without a configured grace period. */
+const DEFAULT_GRACE_MS = 10_000;
 const EXAMPLE_OPERATION = `mutation StartVerification($input: StartVerificationInput) {
   startVerification(input: $input) {
     sessionId
@@ -59,6 +70,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   app.disable('x-powered-by');
   app.disable('etag');
   const httpServer = http.createServer(app);
+  const drain = new HttpDrain(httpServer);
   const limits = operationLimits(options.limits, production);
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -78,7 +90,6 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       return production ? { ...masked, message: hideLimit(masked.message) } : masked;
     },
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }),
       production
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({
@@ -87,17 +98,21 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
             ...(options.sandboxHeaders ? { headers: options.sandboxHeaders } : {}),
           }),
       ...limits.plugins,
-      operationLog(options.logUserIds),
+      operationObserver({ logUserIds: options.logUserIds, metrics: options.metrics }),
     ],
   });
   await apollo.start();
 
+  // First: every request gets its id (and log scope) and is counted, whatever happens next.
+  app.use(requestScope(), httpMetrics(options.metrics));
   app.use(
     helmet({
       // Apollo Sandbox (development only) runs inline scripts from Apollo's CDN; the production API serves JSON only.
       contentSecurityPolicy: production ? { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } : false,
     }),
   );
+  app.use(healthRoutes(options.readiness));
+  if (options.serveMetrics) app.get('/metrics', metricsRoute(options.metrics));
   app.use(
     '/graphql',
     cors({
@@ -114,11 +129,10 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       next();
     },
     express.json({ limit: options.http.bodyLimitBytes }),
+    reenterRequestScope(),
     expressMiddleware(apollo, {
       context: async ({ req, res }): Promise<GatewayContext> => {
-        const incoming = req.get('x-request-id');
-        const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-        res.setHeader('x-request-id', requestId);
+        const scope = requestScopeOf(res);
         const controller = new AbortController();
         res.once('close', () => {
           if (!res.writableFinished) controller.abort();
@@ -126,8 +140,9 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
         return {
           auth: await options.authenticate(req.get('authorization')),
           verification: options.verification,
-          logger: logger.child({ requestId }),
-          requestId,
+          logger,
+          requestId: scope.requestId,
+          scope,
           signal: controller.signal,
         };
       },
@@ -149,32 +164,13 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
           resolve({ url: `http://${urlHost}:${address.port}/graphql`, port: address.port });
         });
       }),
-    // Apollo's drain plugin closes the listener and waits for in-flight requests.
-    stop: () => apollo.stop(),
-  };
-}
-
-/** One log line per GraphQL operation: what ran, for whom (never the token), how it ended. */
-function operationLog(logUserIds: boolean): ApolloServerPlugin<GatewayContext> {
-  return {
-    async requestDidStart({ contextValue }) {
-      const started = performance.now();
-      return {
-        async willSendResponse({ operationName, errors, contextValue: context }) {
-          const codes = errors?.map((error) => error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
-          const { auth, logger: requestLogger } = context ?? contextValue;
-          const userId = auth.ok ? auth.caller.userId : null;
-          requestLogger.info(
-            {
-              operation: operationName ?? null,
-              user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),
-              outcome: codes?.[0] ?? 'OK',
-              durationMs: Math.round(performance.now() - started),
-            },
-            'graphql operation',
-          );
-        },
-      };
+    get inFlight() {
+      return drain.inFlight;
+    },
+    async stop(graceMs = DEFAULT_GRACE_MS) {
+      const result = await drain.drain(graceMs);
+      await apollo.stop();
+      return result;
     },
   };
 }
@@ -193,7 +189,10 @@ function httpErrorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestH
         : status < 500
           ? 'The request body is not valid JSON for a GraphQL request.'
           : INTERNAL_ERROR_MESSAGE;
-    if (status >= 500) logger.error({ err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'request failed');
+    if (status >= 500) {
+      // Body parsing ends outside the request's async scope: log in it again, for the request id.
+      runInScopeOf(res, () => logger.error({ err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'request failed'));
+    }
     res.status(status).json({
       errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
     });

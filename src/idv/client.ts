@@ -10,6 +10,7 @@ import {
   type IdvPlatform,
   type IdvStep,
   type StartedSession,
+  type UpstreamObserver,
 } from './platform.js';
 
 export interface IdvClientSettings {
@@ -40,7 +41,10 @@ export class IdvApiClient implements IdvPlatform {
 
   readonly #timeoutMs: number;
 
-  constructor(settings: IdvClientSettings) {
+  constructor(
+    settings: IdvClientSettings,
+    private readonly observer?: UpstreamObserver,
+  ) {
     this.#timeoutMs = settings.timeoutMs;
     this.#apiKeyHeader = settings.apiKeyScheme ? `${settings.apiKeyScheme} ${settings.apiKey}` : settings.apiKey;
     this.#agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
@@ -143,15 +147,19 @@ export class IdvApiClient implements IdvPlatform {
       response = await request;
     } catch (error) {
       const durationMs = elapsed(started);
-      if (tooLarge) {
-        throw new IdvError('invalid-response', step, `answer larger than ${MAX_RESPONSE_BYTES} bytes`, { cause: 'too-large', durationMs });
-      }
       const cause = abortCause(context.signal);
-      if (cause) throw new IdvError('unavailable', step, cause === 'deadline' ? 'deadline exceeded' : 'caller went away', { cause, durationMs });
-      throw networkFailure(step, error, durationMs);
+      const failure = tooLarge
+        ? new IdvError('invalid-response', step, `answer larger than ${MAX_RESPONSE_BYTES} bytes`, { cause: 'too-large', durationMs })
+        : cause
+          ? new IdvError('unavailable', step, cause === 'deadline' ? 'deadline exceeded' : 'caller went away', { cause, durationMs })
+          : networkFailure(step, error, durationMs);
+      const { errorCode, cause: why } = failure.details;
+      this.observer?.upstreamCall(step, { errorCode: errorCode ?? why ?? 'error' }, (performance.now() - started) / 1000);
+      throw failure;
     }
     const durationMs = elapsed(started);
     const { statusCode } = response;
+    this.observer?.upstreamCall(step, statusCode, (performance.now() - started) / 1000);
     if (statusCode >= 200 && statusCode < 300) {
       try {
         return JSON.parse(response.body) as unknown;

@@ -36,6 +36,14 @@ export interface CallContext {
   readonly requestId?: string;
 }
 
+/**
+ * Told about every upstream call as it ends, successful or not (metrics, the per-request log):
+ * `status` is the HTTP status, or the network error code when no answer came.
+ */
+export interface UpstreamObserver {
+  upstreamCall(step: IdvStep, status: number | { readonly errorCode: string }, seconds: number): void;
+}
+
 export interface IdvPlatform {
   createEphemeralDevice(ttlSeconds: number, context?: CallContext): Promise<EphemeralDevice>;
   startSession(

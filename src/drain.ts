@@ -1,0 +1,68 @@
+/**
+ * Graceful shutdown of the HTTP listener: stop accepting connections, let the requests in flight
+ * finish (each keep-alive connection is closed once its last request is answered), and after the
+ * grace period close whatever is left.
+ *
+ * Like Apollo's ApolloServerPluginDrainHttpServer (which it replaces), but it reports what it
+ * did, so the shutdown log says whether every request finished or some were cut off.
+ */
+import type http from 'node:http';
+import type { Socket } from 'node:net';
+
+export interface DrainResult {
+  /** Requests in flight when draining began. */
+  readonly inFlight: number;
+  /** Requests still unfinished when the grace period ran out (their connections were closed). */
+  readonly cutOff: number;
+}
+
+export class HttpDrain {
+  readonly #requestsPerSocket = new Map<Socket, number>();
+  #draining = false;
+
+  constructor(private readonly server: http.Server) {
+    server.on('connection', (socket: Socket) => {
+      this.#requestsPerSocket.set(socket, 0);
+      socket.once('close', () => this.#requestsPerSocket.delete(socket));
+    });
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const socket = req.socket;
+      this.#requestsPerSocket.set(socket, (this.#requestsPerSocket.get(socket) ?? 0) + 1);
+      res.once('finish', () => {
+        const pending = (this.#requestsPerSocket.get(socket) ?? 1) - 1;
+        this.#requestsPerSocket.set(socket, pending);
+        if (this.#draining && pending === 0) socket.end();
+      });
+    });
+  }
+
+  get inFlight(): number {
+    let total = 0;
+    for (const count of this.#requestsPerSocket.values()) total += count;
+    return total;
+  }
+
+  /**
+   * Closes the listener at once (new connections are refused from here on), ends idle
+   * connections, and resolves when every connection is closed, or closes them after `graceMs`.
+   */
+  async drain(graceMs: number): Promise<DrainResult> {
+    this.#draining = true;
+    const inFlight = this.inFlight;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const [socket, requests] of this.#requestsPerSocket) if (requests === 0) socket.end();
+
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace over'>((resolve) => {
+      timer = setTimeout(() => resolve('grace over'), graceMs);
+    });
+    const first = await Promise.race([closed, graceOver]);
+    clearTimeout(timer);
+    if (first !== 'grace over') return { inFlight, cutOff: 0 };
+
+    const cutOff = this.inFlight;
+    for (const socket of this.#requestsPerSocket.keys()) socket.destroy();
+    await closed;
+    return { inFlight, cutOff };
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * One log line and one set of metrics per GraphQL operation: what ran, for whom (a pseudonym,
+ * never the token), which workflow, how it ended, how long it took, and how long each upstream
+ * call took.
+ */
+import type { ApolloServerPlugin } from '@apollo/server';
+import { Kind, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import type { GatewayContext } from './context.js';
+import { clientErrorCode } from './errors.js';
+import { pseudonymize } from './logger.js';
+import type { GatewayMetrics } from './metrics.js';
+
+/** The operation's label when no operation was resolved (unparsable, invalid, unknown persisted query). */
+export const INVALID_OPERATION = 'invalid';
+const START_VERIFICATION = 'startVerification';
+const MAX_LOGGED_NAME = 100;
+
+export function operationObserver(options: { logUserIds: boolean; metrics: GatewayMetrics }): ApolloServerPlugin<GatewayContext> {
+  const { logUserIds, metrics } = options;
+  return {
+    async requestDidStart({ contextValue, schema }) {
+      const started = performance.now();
+      let label = INVALID_OPERATION;
+      return {
+        async didResolveOperation({ operation }) {
+          if (operation) label = operationLabel(operation, schema);
+        },
+        async willSendResponse({ operationName, errors, contextValue: context }) {
+          const seconds = (performance.now() - started) / 1000;
+          const code = errors?.[0] ? clientErrorCode(errors[0].extensions?.code) : null;
+          const { auth, logger, scope } = context ?? contextValue;
+          metrics.graphqlOperation(label, code);
+          if (label === START_VERIFICATION) metrics.startVerification(code, scope.workflow, seconds);
+          const userId = auth.ok ? auth.caller.userId : null;
+          logger.info(
+            {
+              operation: operationName ? operationName.slice(0, MAX_LOGGED_NAME) : null,
+              field: label,
+              user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),
+              ...(label === START_VERIFICATION ? { workflow: scope.workflow?.slice(0, MAX_LOGGED_NAME) ?? null } : {}),
+              outcome: code ?? 'OK',
+              durationMs: Math.round(seconds * 1000),
+              upstream: scope.upstream,
+            },
+            'graphql operation',
+          );
+        },
+      };
+    },
+  };
+}
+
+/**
+ * A bounded name for an operation, whatever the client called it: its root field when it selects
+ * one (after validation, so always a field of the schema), "introspection" for schema queries,
+ * "other" for several root fields or fragments at the root.
+ */
+export function operationLabel(operation: OperationDefinitionNode, schema: GraphQLSchema): string {
+  const names = new Set<string>();
+  for (const selection of operation.selectionSet.selections) {
+    if (selection.kind !== Kind.FIELD) return 'other';
+    if (selection.name.value !== '__typename') names.add(selection.name.value);
+  }
+  if (names.size > 0 && [...names].every((name) => name === '__schema' || name === '__type')) return 'introspection';
+  if (names.size !== 1) return 'other';
+  const [name] = names as Set<string> & { size: 1 };
+  const root = operation.operation === 'mutation' ? schema.getMutationType() : operation.operation === 'query' ? schema.getQueryType() : null;
+  return name !== undefined && root?.getFields()[name] ? name : 'other';
+}
