@@ -158,6 +158,22 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     const listening = await server.listen(config.port, config.host);
     readiness.markReady();
 
+    const shutdown = async (): Promise<ShutdownReport> => {
+      readiness.markDraining();
+      const graceMs = operations.shutdownGraceMs;
+      const drained = server.stop(graceMs);
+      // server.stop closed the listener synchronously: from here on new connections are refused.
+      logger.info({ inFlight: server.inFlight, graceMs }, 'draining: no new connections; waiting for requests in flight');
+      const result = await drained;
+      client.close();
+      probe.close();
+      await emulator?.close();
+      // Last, so probes and scrapes see "draining" until the very end.
+      await admin?.close();
+      return { ...result, graceMs };
+    };
+    let stopped: Promise<ShutdownReport> | null = null;
+
     return {
       ...listening,
       emulator,
@@ -169,20 +185,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       adminUrl: admin?.url ?? null,
       metrics,
       readiness,
-      async stop() {
-        readiness.markDraining();
-        const graceMs = operations.shutdownGraceMs;
-        const drained = server.stop(graceMs);
-        // server.stop closed the listener synchronously: from here on new connections are refused.
-        logger.info({ inFlight: server.inFlight, graceMs }, 'draining: no new connections; waiting for requests in flight');
-        const result = await drained;
-        client.close();
-        probe.close();
-        await emulator?.close();
-        // Last, so probes and scrapes see "draining" until the very end.
-        await admin?.close();
-        return { ...result, graceMs };
-      },
+      // Once: a second call (a test's cleanup after a drain) gets the same report.
+      stop: () => (stopped ??= shutdown()),
     };
   } catch (error) {
     for (const close of closeOnFailure.reverse()) await close();

@@ -98,6 +98,16 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...REAL, IDV_FLOW: value }).idv.flow).toBe(flow);
   });
 
+  it('serves /metrics on the main port and waits 10 s for requests in flight at shutdown, unless told otherwise', () => {
+    expect(parseConfig({}).operations).toEqual({ metricsPort: null, shutdownGraceMs: 10_000 });
+    expect(parseConfig({}).idv).toMatchObject({ healthTimeoutMs: 1000, healthCacheMs: 10_000 });
+    const config = parseConfig({ METRICS_PORT: '9464', SHUTDOWN_GRACE_MS: '25000', IDV_HEALTH_TIMEOUT_MS: '500', IDV_HEALTH_CACHE_MS: '0' });
+    expect(config.operations).toEqual({ metricsPort: 9464, shutdownGraceMs: 25_000 });
+    expect(config.idv).toMatchObject({ healthTimeoutMs: 500, healthCacheMs: 0 });
+    // Both 0: two free ports, picked apart by the system.
+    expect(parseConfig({ PORT: '0', METRICS_PORT: '0' }).operations.metricsPort).toBe(0);
+  });
+
   it('keeps a base URL path prefix and treats blank values as unset', () => {
     const config = parseConfig({ ...REAL, IDV_BASE_URL: 'http://idv.internal:8080/platform/', IDV_PUBLIC_URL: '  ', LOG_LEVEL: '' });
     expect(config.idv.baseUrl).toBe('http://idv.internal:8080/platform');
@@ -136,6 +146,12 @@ describe('parseConfig', () => {
     [{ CORS_ORIGINS: 'https://app.example.com/path' }, /^CORS_ORIGINS must list origins/],
     [{ GRAPHQL_MAX_DEPTH: '1' }, /^GRAPHQL_MAX_DEPTH must be a whole number from 2 to 100/],
     [{ GRAPHQL_MAX_COST: 'lots' }, /^GRAPHQL_MAX_COST must be a whole number/],
+    [{ METRICS_PORT: 'x' }, /^METRICS_PORT must be a whole number from 0 to 65535 \(got "x"\)$/],
+    [{ PORT: '4000', METRICS_PORT: '4000' }, /^METRICS_PORT must differ from PORT \(both are 4000\); unset it to serve \/metrics on the main port$/],
+    [{ METRICS_PORT: '4000' }, /^METRICS_PORT must differ from PORT/],
+    [{ SHUTDOWN_GRACE_MS: '-5' }, /^SHUTDOWN_GRACE_MS must be a whole number from 0 to 600000 \(got "-5"\)$/],
+    [{ IDV_HEALTH_TIMEOUT_MS: '50' }, /^IDV_HEALTH_TIMEOUT_MS must be a whole number from 100 to 30000/],
+    [{ IDV_HEALTH_CACHE_MS: 'soon' }, /^IDV_HEALTH_CACHE_MS must be a whole number from 0 to 600000/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(configError(env)).toMatch(message);
   });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startEmulator, type IdvEmulator } from '../src/emulator/index.js';
@@ -39,6 +40,29 @@ async function waitFor(read: () => string, pattern: RegExp, child: ChildProcessW
 async function exitOf(started: Started): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const [code] = (await once(started.child, 'exit')) as [number | null];
   return { code, stderr: started.stderr(), stdout: started.stdout() };
+}
+
+/** Resolves with the connection error, or null when a connection could be made. */
+function connectError(url: string): Promise<NodeJS.ErrnoException | null> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('error', (error) => resolve(error));
+  });
+}
+
+/** The JSON log lines whose message starts with `msg`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function logLines(stdout: string, msg: string): Record<string, any>[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => typeof line.msg === 'string' && line.msg.startsWith(msg));
 }
 
 async function mutate(url: string, token: string) {
@@ -114,5 +138,115 @@ describe('the gateway process', () => {
       }
       expect((await exitOf(started)).code).toBe(0);
     });
+
+    it('answers the probes the container and Kubernetes use, and serves metrics on METRICS_PORT', async () => {
+      const started = start({ ...productionEnv(emulator), METRICS_PORT: '0' });
+      try {
+        const [line] = await waitFor(started.stdout, /^\{.*"msg":"gateway ready".*\}$/m, started.child);
+        const { url, metricsUrl } = JSON.parse(line) as { url: string; metricsUrl: string };
+        const healthz = await fetch(new URL('/healthz', url));
+        expect([healthz.status, await healthz.json()]).toEqual([200, { status: 'ok' }]);
+        const readyz = await fetch(new URL('/readyz', url));
+        expect(readyz.status).toBe(200);
+        expect(await readyz.json()).toMatchObject({ status: 'ready', dependencies: { idv: { state: 'up' } } });
+        const metrics = await fetch(metricsUrl);
+        expect(metrics.status).toBe(200);
+        expect(await metrics.text()).toContain('idv_gateway_http_requests_total{route="readyz",status="200"} 1');
+        expect((await fetch(new URL('/metrics', url))).status).toBe(404);
+      } finally {
+        started.child.kill('SIGTERM');
+      }
+      expect((await exitOf(started)).code).toBe(0);
+    });
+
+    describe('graceful shutdown', () => {
+      const secret = 'production-secret-with-more-than-32-bytes';
+      const bearer = (user: string) =>
+        new SignJWT({ sub: user }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1m').sign(new TextEncoder().encode(secret));
+
+      async function startReady(env: Record<string, string> = {}) {
+        const started = start({ ...productionEnv(emulator), AUTH_JWT_SECRET: secret, ...env });
+        const [line] = await waitFor(started.stdout, /^\{.*"msg":"gateway ready".*\}$/m, started.child);
+        return { started, url: (JSON.parse(line) as { url: string }).url };
+      }
+
+      async function untilDeviceCalls(count: number) {
+        for (let i = 0; i < 500 && emulator.callCount('device') < count; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(emulator.callCount('device')).toBe(count);
+      }
+
+      beforeEach(() => {
+        emulator.clearFaults();
+        emulator.resetRecords();
+      });
+
+      it('on SIGTERM, finishes 20 slow mutations in flight with handoffs, refuses new connections, and exits 0', async () => {
+        emulator.inject('device', { kind: 'delay', ms: 1500 }, 20);
+        const { started, url } = await startReady();
+        const sessionsBefore = emulator.sessions.size;
+        const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => bearer(`drain-user-${i}`)));
+        const answers = tokens.map((token) => mutate(url, token));
+        await untilDeviceCalls(20);
+
+        started.child.kill('SIGTERM');
+        const [draining] = await waitFor(started.stdout, /^\{.*"msg":"draining: .*\}$/m, started.child);
+        expect(JSON.parse(draining)).toMatchObject({ inFlight: 20, graceMs: 10_000 });
+        expect((await connectError(url))?.code).toBe('ECONNREFUSED');
+
+        const results = await Promise.all(answers);
+        for (const result of results) {
+          expect(result.errors).toBeUndefined();
+          expect(result.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+          expect(result.data?.startVerification.mobileUrl).toContain('/mobile?authorization=');
+        }
+        expect(emulator.sessions.size - sessionsBefore).toBe(20);
+        const { code, stdout } = await exitOf(started);
+        expect(code).toBe(0);
+        // Within the grace period: the gateway says no request had to be cut off.
+        expect(logLines(stdout, 'stopped')).toEqual([expect.objectContaining({ msg: 'stopped: every request in flight finished', inFlight: 20, cutOff: 0 })]);
+      });
+
+      it('closes what is left once SHUTDOWN_GRACE_MS has run out, and still exits 0', async () => {
+        emulator.inject('device', { kind: 'hang' });
+        const { started, url } = await startReady({ SHUTDOWN_GRACE_MS: '200' });
+        const stuck = mutate(url, await bearer('stuck-user')).then(
+          () => 'answered',
+          () => 'connection closed',
+        );
+        await untilDeviceCalls(1);
+        started.child.kill('SIGTERM');
+        const { code, stdout } = await exitOf(started);
+        expect(code).toBe(0);
+        expect(logLines(stdout, 'stopped')).toEqual([expect.objectContaining({ inFlight: 1, cutOff: 1, graceMs: 200 })]);
+        expect(await stuck).toBe('connection closed');
+      });
+
+      it('exits at once on a second signal', async () => {
+        emulator.inject('device', { kind: 'hang' });
+        const { started, url } = await startReady({ SHUTDOWN_GRACE_MS: '600000' });
+        const stuck = mutate(url, await bearer('stuck-user')).catch(() => null);
+        await untilDeviceCalls(1);
+        started.child.kill('SIGTERM');
+        await waitFor(started.stdout, /"msg":"draining: /, started.child);
+        started.child.kill('SIGINT');
+        const { code, stdout } = await exitOf(started);
+        expect(code).toBe(1);
+        expect(logLines(stdout, 'second signal')).toHaveLength(1);
+        await stuck;
+      });
+    });
   });
 });
+
+function productionEnv(emulator: IdvEmulator): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    IDV_BASE_URL: emulator.url,
+    IDV_API_KEY: 'prod-key-0123456789',
+    IDV_API_KEY_SCHEME: 'ApiKey',
+    IDV_WORKFLOWS: 'kyc=wf-1',
+    AUTH_JWT_SECRET: 'production-secret-with-more-than-32-bytes',
+  };
+}

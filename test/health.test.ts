@@ -1,0 +1,145 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { healthRoutes, Readiness } from '../src/health.js';
+import { parsePrometheusText } from './support/prometheus.js';
+import { startStack, type TestStack } from './support/stack.js';
+
+interface Health {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+async function get(url: string): Promise<Health> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.json() };
+}
+
+/** Asks until `done` holds (each answer is a fresh probe's, or the one before it), at most 100 times. */
+async function pollUntil(url: string, done: (health: Health) => boolean): Promise<Health> {
+  let last: Health | undefined;
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    last = await get(url);
+    if (done(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`never reached the expected state; last answer: ${JSON.stringify(last)}`);
+}
+
+describe('Readiness over HTTP, through its lifecycle', () => {
+  it('is 503 while starting, 200 when ready, 503 for good once draining; liveness stays 200', async () => {
+    const readiness = new Readiness();
+    readiness.setDependency('idv', () => ({ state: 'up' }));
+    readiness.setDependency('broken', () => {
+      throw new Error('a reporter that fails');
+    });
+    const server = http.createServer(express().use(healthRoutes(readiness)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const dependencies = { idv: { state: 'up' }, broken: { state: 'unknown' } };
+      expect(await get(`${base}/readyz`)).toEqual({ status: 503, body: { status: 'starting', dependencies } });
+      expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
+      readiness.markReady();
+      expect(await get(`${base}/readyz`)).toEqual({ status: 200, body: { status: 'ready', dependencies } });
+      readiness.markDraining();
+      readiness.markReady();
+      expect(await get(`${base}/readyz`)).toEqual({ status: 503, body: { status: 'draining', dependencies } });
+      expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
+    } finally {
+      server.close();
+      server.closeAllConnections();
+    }
+  });
+});
+
+describe('/readyz and /healthz on a running gateway', () => {
+  let stack: TestStack;
+  let readyz: string;
+  beforeEach(async () => {
+    // A probe on every /readyz, so a change upstream shows at the next answer but one.
+    stack = await startStack({ IDV_HEALTH_CACHE_MS: '0', IDV_HEALTH_TIMEOUT_MS: '300' });
+    readyz = new URL('/readyz', stack.url).href;
+  });
+  afterEach(() => stack.close());
+
+  it('is ready and names each dependency: the IDV platform (probed), its flow, and placeholders', async () => {
+    const { status, body } = await get(readyz);
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      status: 'ready',
+      dependencies: {
+        idv: { state: 'up', httpStatus: 200, latencyMs: expect.any(Number), checkedAt: expect.any(String), flow: { configured: 'ephemeral', active: 'ephemeral' } },
+        circuitBreaker: { state: 'not-configured' },
+        redis: { state: 'not-configured' },
+      },
+    });
+    expect(stack.emulator.callCount('health')).toBe(1);
+    // The probe sends no credential: the health path needs none.
+    const probe = stack.emulator.requests.find((request) => request.step === 'health');
+    expect(probe?.headers.authorization).toBeUndefined();
+    expect(await get(new URL('/healthz', stack.url).href)).toEqual({ status: 200, body: { status: 'ok' } });
+    const metrics = parsePrometheusText(await (await fetch(stack.gateway.metricsUrl)).text());
+    expect(metrics.value('idv_gateway_idv_platform_up')).toBe(1);
+  });
+
+  it('stays ready while the IDV platform answers 503, reports it, logs it once, and sees it recover', async () => {
+    await get(readyz);
+    stack.emulator.inject('health', { kind: 'status', status: 503 }, Number.POSITIVE_INFINITY);
+    const down = await pollUntil(readyz, (health) => health.body.dependencies.idv.state === 'down');
+    expect(down.status).toBe(200);
+    expect(down.body.status).toBe('ready');
+    expect(down.body.dependencies.idv).toMatchObject({ state: 'down', httpStatus: 503, reason: 'HTTP 503' });
+    await get(readyz);
+    await get(readyz);
+    expect(parsePrometheusText(await (await fetch(stack.gateway.metricsUrl)).text()).value('idv_gateway_idv_platform_up')).toBe(0);
+    expect(stack.logs.filter((line) => line.includes('IDV platform health probe: down'))).toHaveLength(1);
+
+    stack.emulator.clearFaults();
+    const up = await pollUntil(readyz, (health) => health.body.dependencies.idv.state === 'up');
+    expect(up.status).toBe(200);
+  });
+
+  it('stays ready when the IDV platform is gone altogether (connection refused)', async () => {
+    await get(readyz);
+    await stack.emulator.close();
+    const down = await pollUntil(readyz, (health) => health.body.dependencies.idv.state === 'down');
+    expect(down.status).toBe(200);
+    expect(down.body.dependencies.idv).toMatchObject({ state: 'down', reason: 'ECONNREFUSED' });
+  });
+
+  it('times out a hanging probe, without holding /readyz', async () => {
+    await get(readyz);
+    stack.emulator.inject('health', { kind: 'hang' }, Number.POSITIVE_INFINITY);
+    const down = await pollUntil(readyz, (health) => health.body.dependencies.idv.state === 'down');
+    expect(down.status).toBe(200);
+    expect(down.body.dependencies.idv).toMatchObject({ state: 'down', reason: 'ETIMEDOUT' });
+  });
+});
+
+describe('/readyz while draining', () => {
+  it('turns 503 at once on the metrics port, while a request in flight finishes and new connections are refused', async () => {
+    const stack = await startStack({ METRICS_PORT: '0' });
+    try {
+      const { emulator, gateway } = stack;
+      expect((await get(`${gateway.adminUrl}/readyz`)).status).toBe(200);
+      emulator.inject('device', { kind: 'delay', ms: 500 });
+      const inFlight = stack.startVerification();
+      while (emulator.callCount('device') < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+
+      const stopping = gateway.stop();
+      const draining = await get(`${gateway.adminUrl}/readyz`);
+      expect(draining.status).toBe(503);
+      expect(draining.body.status).toBe('draining');
+      expect(await get(`${gateway.adminUrl}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
+      await expect(fetch(new URL('/healthz', stack.url))).rejects.toThrow();
+
+      const answer = await inFlight;
+      expect(answer.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+      expect(await stopping).toEqual({ inFlight: 1, cutOff: 0, graceMs: 10_000 });
+    } finally {
+      await stack.close();
+    }
+  });
+});

@@ -1,0 +1,172 @@
+import { parsePrometheusText, type Exposition } from './support/prometheus.js';
+import { startStack, type TestStack } from './support/stack.js';
+
+async function scrape(url: string): Promise<{ status: number; contentType: string | null; text: string; metrics: Exposition }> {
+  const response = await fetch(url);
+  const text = await response.text();
+  return { status: response.status, contentType: response.headers.get('content-type'), text, metrics: parsePrometheusText(text) };
+}
+
+/** What each counter moved by between two scrapes. */
+function delta(before: Exposition, after: Exposition) {
+  return (name: string, labels: Record<string, string> = {}) => after.value(name, labels) - before.value(name, labels);
+}
+
+describe('/metrics', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ IDV_TIMEOUT_MS: '300' });
+  });
+  afterAll(() => stack.close());
+
+  it('counts a scripted run of successes and faults exactly as predicted', async () => {
+    const { emulator } = stack;
+    const before = (await scrape(stack.gateway.metricsUrl)).metrics;
+
+    const codeOf = (response: { body: { errors?: { extensions: { code: string } }[] } }) => response.body.errors?.[0]?.extensions.code ?? 'OK';
+    const outcomes: string[] = [];
+    const run = async (setup: () => void, call: () => ReturnType<TestStack['startVerification']>) => {
+      setup();
+      outcomes.push(codeOf(await call()));
+    };
+    const none = () => {};
+    await run(none, () => stack.startVerification());
+    await run(none, () => stack.startVerification({ workflow: 'age' }));
+    await run(() => emulator.inject('device', { kind: 'status', status: 503 }), () => stack.startVerification());
+    await run(() => emulator.inject('session', { kind: 'status', status: 500 }), () => stack.startVerification());
+    await run(() => emulator.inject('device', { kind: 'reset' }), () => stack.startVerification());
+    await run(() => emulator.inject('session', { kind: 'status', status: 401 }), () => stack.startVerification());
+    await run(() => emulator.inject('session', { kind: 'hang' }), () => stack.startVerification());
+    await run(none, () => stack.startVerification({ token: null }));
+    await run(none, () => stack.startVerification({ workflow: 'no-such-workflow' }));
+    const token = await stack.token();
+    const workflows = await stack.post({ query: 'query Names { workflows }' }, { authorization: `Bearer ${token}` });
+    const unparsable = await stack.post({ query: 'mutation {' });
+    const typename = await stack.post({ query: 'query { __typename workflows }' }, { authorization: `Bearer ${token}` });
+    expect(outcomes).toEqual(['OK', 'OK', 'IDV_UNAVAILABLE', 'IDV_UNAVAILABLE', 'IDV_UNAVAILABLE', 'IDV_FAILED', 'IDV_UNAVAILABLE', 'UNAUTHENTICATED', 'BAD_USER_INPUT']);
+    expect([workflows.status, unparsable.status, typename.status]).toEqual([200, 400, 200]);
+
+    const after = await scrape(stack.gateway.metricsUrl);
+    expect(after.status).toBe(200);
+    expect(after.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    const moved = delta(before, after.metrics);
+
+    // GraphQL operations, by root field and outcome.
+    const ops = 'idv_gateway_graphql_operations_total';
+    expect(moved(ops, { operation: 'startVerification', outcome: 'OK' })).toBe(2);
+    expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_UNAVAILABLE' })).toBe(4);
+    expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_FAILED' })).toBe(1);
+    expect(moved(ops, { operation: 'startVerification', outcome: 'UNAUTHENTICATED' })).toBe(1);
+    expect(moved(ops, { operation: 'startVerification', outcome: 'BAD_USER_INPUT' })).toBe(1);
+    expect(moved(ops, { operation: 'workflows', outcome: 'OK' })).toBe(2); // `__typename` beside a field does not change the label
+    expect(moved(ops, { operation: 'invalid', outcome: 'GRAPHQL_PARSE_FAILED' })).toBe(1);
+    expect(after.metrics.samples(ops).reduce((sum, s) => sum + s.value, 0)).toBe(12);
+
+    // startVerification outcomes, by configured workflow (an unknown name is "unknown", never echoed).
+    const sv = 'idv_gateway_start_verification_total';
+    expect(moved(sv, { outcome: 'OK', workflow: 'kyc' })).toBe(1);
+    expect(moved(sv, { outcome: 'OK', workflow: 'age' })).toBe(1);
+    expect(moved(sv, { outcome: 'IDV_UNAVAILABLE', workflow: 'kyc' })).toBe(4);
+    expect(moved(sv, { outcome: 'IDV_FAILED', workflow: 'kyc' })).toBe(1);
+    expect(moved(sv, { outcome: 'UNAUTHENTICATED', workflow: 'kyc' })).toBe(1);
+    expect(moved(sv, { outcome: 'BAD_USER_INPUT', workflow: 'unknown' })).toBe(1);
+    expect(moved('idv_gateway_start_verification_duration_seconds_count')).toBe(9);
+
+    // Upstream calls, one observation per call, by step and status (or why there was none).
+    const up = 'idv_gateway_upstream_request_duration_seconds_count';
+    expect(moved(up, { step: 'device', status: '200' })).toBe(5);
+    expect(moved(up, { step: 'device', status: '503' })).toBe(1);
+    expect(moved(up, { step: 'device', status: 'reset' })).toBe(1);
+    expect(moved(up, { step: 'session', status: '200' })).toBe(2);
+    expect(moved(up, { step: 'session', status: '500' })).toBe(1);
+    expect(moved(up, { step: 'session', status: '401' })).toBe(1);
+    expect(moved(up, { step: 'session', status: 'timeout' })).toBe(1);
+    const upstreamCalls = after.metrics.samples(up).reduce((sum, s) => sum + s.value, 0);
+    expect(upstreamCalls).toBe(emulator.callCount('device') + emulator.callCount('session'));
+
+    // HTTP requests by status: the unauthenticated mutation is a 401, the unparsable one a 400.
+    const http = 'idv_gateway_http_requests_total';
+    expect(moved(http, { route: 'graphql', status: '200' })).toBe(10);
+    expect(moved(http, { route: 'graphql', status: '401' })).toBe(1);
+    expect(moved(http, { route: 'graphql', status: '400' })).toBe(1);
+    expect(moved(http, { route: 'metrics', status: '200' })).toBe(1); // the first scrape, counted once answered
+
+    // Registered for the features still to come, so the names are stable: zero until they land.
+    for (const step of ['device', 'session', 'deeplink']) expect(after.metrics.samples('idv_gateway_upstream_retries_total', { step })).toHaveLength(1);
+    expect(after.metrics.samples('idv_gateway_upstream_retries_total').every((s) => s.value === 0)).toBe(true);
+    expect(after.metrics.samples('idv_gateway_circuit_breaker_state').map((s) => [s.labels.state, s.value])).toEqual([
+      ['closed', 0],
+      ['open', 0],
+      ['half_open', 0],
+      ['isolated', 0],
+    ]);
+    expect(after.metrics.samples('idv_gateway_rate_limited_total')).toEqual([{ name: 'idv_gateway_rate_limited_total', labels: {}, value: 0 }]);
+    expect(after.metrics.samples('idv_gateway_idempotent_replays_total').map((s) => [s.labels.kind, s.value])).toEqual([
+      ['key', 0],
+      ['in_flight', 0],
+    ]);
+    expect(after.metrics.value('idv_gateway_redis_available')).toBe(0);
+    expect(after.metrics.family('idv_gateway_idv_platform_up').type).toBe('gauge');
+
+    // Node's default process metrics.
+    expect(after.metrics.family('process_cpu_user_seconds_total').type).toBe('counter');
+    expect(after.metrics.value('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(after.metrics.family('nodejs_eventloop_lag_seconds').type).toBe('gauge');
+
+    // Every family of ours is documented, and no label carries a user id, a token or a client-chosen name.
+    for (const family of after.metrics.families.values()) {
+      if (family.name.startsWith('idv_gateway_')) expect(family.help).not.toBe('');
+    }
+    expect(after.text).not.toMatch(/user-1|no-such-workflow|Names|Bearer|Token tr-/);
+  });
+
+  it('lets several gateways in one process count apart (a private registry each)', async () => {
+    const other = await startStack();
+    try {
+      const before = (await scrape(stack.gateway.metricsUrl)).metrics;
+      await other.startVerification();
+      const mine = (await scrape(stack.gateway.metricsUrl)).metrics;
+      const theirs = (await scrape(other.gateway.metricsUrl)).metrics;
+      const ok = { operation: 'startVerification', outcome: 'OK' };
+      expect(mine.value('idv_gateway_graphql_operations_total', ok)).toBe(before.value('idv_gateway_graphql_operations_total', ok));
+      expect(theirs.value('idv_gateway_graphql_operations_total', ok)).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('moves to METRICS_PORT when set: a listener of its own, and none on the public port', async () => {
+    const separate = await startStack({ METRICS_PORT: '0' });
+    try {
+      expect(separate.gateway.adminUrl).not.toBeNull();
+      expect(new URL(separate.gateway.metricsUrl).port).not.toBe(String(separate.gateway.port));
+      await separate.startVerification();
+      const { status, metrics } = await scrape(separate.gateway.metricsUrl);
+      expect(status).toBe(200);
+      expect(metrics.value('idv_gateway_start_verification_total', { outcome: 'OK', workflow: 'kyc' })).toBe(1);
+      expect((await fetch(new URL('/metrics', separate.url))).status).toBe(404);
+      expect((await fetch(`${separate.gateway.adminUrl}/graphql`, { method: 'POST' })).status).toBe(404);
+    } finally {
+      await separate.close();
+    }
+  });
+});
+
+describe('the Prometheus text parser used here', () => {
+  it.each([
+    ['a sample before its TYPE', 'x 1\n'],
+    ['a bad label', '# TYPE x gauge\nx{a=1} 1\n'],
+    ['a bad value', '# TYPE x gauge\nx one\n'],
+    ['a duplicate series', '# TYPE x gauge\nx{a="1"} 1\nx{a="1"} 2\n'],
+    ['a histogram without +Inf', '# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n'],
+    ['buckets that shrink', '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n'],
+  ])('refuses %s', (_what, text) => {
+    expect(() => parsePrometheusText(text)).toThrow();
+  });
+
+  it('reads escapes, several labels and special values', () => {
+    const parsed = parsePrometheusText('# HELP x X.\n# TYPE x gauge\nx{a="q\\"\\\\\\n",b="2",} +Inf\nx NaN 1700000000\n');
+    expect(parsed.value('x', { a: 'q"\\\n', b: '2' })).toBe(Number.POSITIVE_INFINITY);
+    expect(parsed.family('x').help).toBe('X.');
+  });
+});
