@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# The production image: `docker build -t idv-gateway .` (see README, "Docker and Kubernetes").
+# Three stages: compile with the dev dependencies, install the production ones alone, and copy
+# only what runs (dist/, schema/, production node_modules) into a slim image that runs as a
+# non-root user.
+ARG NODE_VERSION=20
+
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# The server only: the /demo page is never served in production, so Vite is not run here.
+RUN npx tsc -p tsconfig.build.json
+
+FROM node:${NODE_VERSION}-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:${NODE_VERSION}-bookworm-slim
+ENV NODE_ENV=production \
+    PORT=4000
+WORKDIR /app
+# Owned by root and read-only to the app's user: nothing at run time writes here.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY schema ./schema
+# The official image's unprivileged user (uid 1000).
+USER node
+EXPOSE 4000
+# Liveness only: the process serves. Readiness (GET /readyz) is for the load balancer to ask.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Node itself is PID 1 and handles SIGTERM/SIGINT (graceful shutdown); no npm in between, which
+# would not pass the signal on.
+CMD ["node", "dist/main.js"]
