@@ -64,14 +64,15 @@ describe('/readyz and /healthz on a running gateway', () => {
   });
   afterEach(() => stack.close());
 
-  it('is ready and names each dependency: the IDV platform (probed), its flow, and placeholders', async () => {
+  it('is ready and names each dependency: the IDV platform (probed) and its flow, the breaker, the bulkhead, Redis (a placeholder)', async () => {
     const { status, body } = await get(readyz);
     expect(status).toBe(200);
     expect(body).toEqual({
       status: 'ready',
       dependencies: {
         idv: { state: 'up', httpStatus: 200, latencyMs: expect.any(Number), checkedAt: expect.any(String), flow: { configured: 'ephemeral', active: 'ephemeral' } },
-        circuitBreaker: { state: 'not-configured' },
+        circuitBreaker: { state: 'closed' },
+        bulkhead: { state: 'ok', active: 0, queued: 0, maxConcurrency: 128, maxQueue: 512 },
         redis: { state: 'not-configured' },
       },
     });

@@ -15,11 +15,13 @@ function delta(before: Exposition, after: Exposition) {
 describe('/metrics', () => {
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startStack({ IDV_TIMEOUT_MS: '300' });
+    // One device retry, and a breaker that opens on the third consecutive failure, so the script
+    // below retries and opens it at known points.
+    stack = await startStack({ IDV_TIMEOUT_MS: '300', IDV_DEVICE_RETRIES: '1', IDV_BREAKER_FAILURES: '3', IDV_BREAKER_COOLDOWN_MS: '60000' });
   });
   afterAll(() => stack.close());
 
-  it('counts a scripted run of successes and faults exactly as predicted', async () => {
+  it('counts a scripted run of successes, faults, retries and an opening breaker exactly as predicted', async () => {
     const { emulator } = stack;
     const before = (await scrape(stack.gateway.metricsUrl)).metrics;
 
@@ -30,20 +32,37 @@ describe('/metrics', () => {
       outcomes.push(codeOf(await call()));
     };
     const none = () => {};
-    await run(none, () => stack.startVerification());
-    await run(none, () => stack.startVerification({ workflow: 'age' }));
-    await run(() => emulator.inject('device', { kind: 'status', status: 503 }), () => stack.startVerification());
-    await run(() => emulator.inject('session', { kind: 'status', status: 500 }), () => stack.startVerification());
-    await run(() => emulator.inject('device', { kind: 'reset' }), () => stack.startVerification());
-    await run(() => emulator.inject('session', { kind: 'status', status: 401 }), () => stack.startVerification());
-    await run(() => emulator.inject('session', { kind: 'hang' }), () => stack.startVerification());
-    await run(none, () => stack.startVerification({ token: null }));
-    await run(none, () => stack.startVerification({ workflow: 'no-such-workflow' }));
+    // Consecutive temporary failures (the breaker's count) in brackets.
+    await run(none, () => stack.startVerification()); // device 200, session 200 [0]
+    await run(none, () => stack.startVerification({ workflow: 'age' })); // device 200, session 200 [0]
+    await run(() => emulator.inject('device', { kind: 'status', status: 503 }), () => stack.startVerification()); // device 503, retried: 200; session 200 [0]
+    await run(() => emulator.inject('session', { kind: 'status', status: 500 }), () => stack.startVerification()); // device 200, session 500, never retried [1]
+    await run(() => emulator.inject('device', { kind: 'reset' }), () => stack.startVerification()); // device reset, retried: 200; session 200 [0]
+    await run(() => emulator.inject('session', { kind: 'status', status: 401 }), () => stack.startVerification()); // device 200, session 401 (a refusal) [0]
+    await run(() => emulator.inject('session', { kind: 'hang' }), () => stack.startVerification()); // device 200, session timeout [1]
+    await run(none, () => stack.startVerification({ token: null })); // no upstream call
+    await run(none, () => stack.startVerification({ workflow: 'no-such-workflow' })); // no upstream call
     const token = await stack.token();
     const workflows = await stack.post({ query: 'query Names { workflows }' }, { authorization: `Bearer ${token}` });
     const unparsable = await stack.post({ query: 'mutation {' });
     const typename = await stack.post({ query: 'query { __typename workflows }' }, { authorization: `Bearer ${token}` });
-    expect(outcomes).toEqual(['OK', 'OK', 'IDV_UNAVAILABLE', 'IDV_UNAVAILABLE', 'IDV_UNAVAILABLE', 'IDV_FAILED', 'IDV_UNAVAILABLE', 'UNAUTHENTICATED', 'BAD_USER_INPUT']);
+    emulator.inject('device', { kind: 'status', status: 503 }, Number.POSITIVE_INFINITY);
+    await run(none, () => stack.startVerification()); // device 503 [2], retried: 503 [3]: the breaker opens
+    await run(none, () => stack.startVerification()); // the open breaker answers; no upstream call
+    emulator.clearFaults();
+    expect(outcomes).toEqual([
+      'OK',
+      'OK',
+      'OK',
+      'IDV_UNAVAILABLE',
+      'OK',
+      'IDV_FAILED',
+      'IDV_UNAVAILABLE',
+      'UNAUTHENTICATED',
+      'BAD_USER_INPUT',
+      'IDV_UNAVAILABLE',
+      'IDV_UNAVAILABLE',
+    ]);
     expect([workflows.status, unparsable.status, typename.status]).toEqual([200, 400, 200]);
 
     const after = await scrape(stack.gateway.metricsUrl);
@@ -53,53 +72,57 @@ describe('/metrics', () => {
 
     // GraphQL operations, by root field and outcome.
     const ops = 'idv_gateway_graphql_operations_total';
-    expect(moved(ops, { operation: 'startVerification', outcome: 'OK' })).toBe(2);
+    expect(moved(ops, { operation: 'startVerification', outcome: 'OK' })).toBe(4);
     expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_UNAVAILABLE' })).toBe(4);
     expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_FAILED' })).toBe(1);
     expect(moved(ops, { operation: 'startVerification', outcome: 'UNAUTHENTICATED' })).toBe(1);
     expect(moved(ops, { operation: 'startVerification', outcome: 'BAD_USER_INPUT' })).toBe(1);
     expect(moved(ops, { operation: 'workflows', outcome: 'OK' })).toBe(2); // `__typename` beside a field does not change the label
     expect(moved(ops, { operation: 'invalid', outcome: 'GRAPHQL_PARSE_FAILED' })).toBe(1);
-    expect(after.metrics.samples(ops).reduce((sum, s) => sum + s.value, 0)).toBe(12);
+    expect(after.metrics.samples(ops).reduce((sum, s) => sum + s.value, 0)).toBe(14);
 
     // startVerification outcomes, by configured workflow (an unknown name is "unknown", never echoed).
     const sv = 'idv_gateway_start_verification_total';
-    expect(moved(sv, { outcome: 'OK', workflow: 'kyc' })).toBe(1);
+    expect(moved(sv, { outcome: 'OK', workflow: 'kyc' })).toBe(3);
     expect(moved(sv, { outcome: 'OK', workflow: 'age' })).toBe(1);
     expect(moved(sv, { outcome: 'IDV_UNAVAILABLE', workflow: 'kyc' })).toBe(4);
     expect(moved(sv, { outcome: 'IDV_FAILED', workflow: 'kyc' })).toBe(1);
     expect(moved(sv, { outcome: 'UNAUTHENTICATED', workflow: 'kyc' })).toBe(1);
     expect(moved(sv, { outcome: 'BAD_USER_INPUT', workflow: 'unknown' })).toBe(1);
-    expect(moved('idv_gateway_start_verification_duration_seconds_count')).toBe(9);
+    expect(moved('idv_gateway_start_verification_duration_seconds_count')).toBe(11);
 
-    // Upstream calls, one observation per call, by step and status (or why there was none).
+    // Upstream calls, one observation per attempt, by step and status (or why there was none).
     const up = 'idv_gateway_upstream_request_duration_seconds_count';
-    expect(moved(up, { step: 'device', status: '200' })).toBe(5);
-    expect(moved(up, { step: 'device', status: '503' })).toBe(1);
+    expect(moved(up, { step: 'device', status: '200' })).toBe(7);
+    expect(moved(up, { step: 'device', status: '503' })).toBe(3);
     expect(moved(up, { step: 'device', status: 'reset' })).toBe(1);
-    expect(moved(up, { step: 'session', status: '200' })).toBe(2);
+    expect(moved(up, { step: 'session', status: '200' })).toBe(4);
     expect(moved(up, { step: 'session', status: '500' })).toBe(1);
     expect(moved(up, { step: 'session', status: '401' })).toBe(1);
     expect(moved(up, { step: 'session', status: 'timeout' })).toBe(1);
     const upstreamCalls = after.metrics.samples(up).reduce((sum, s) => sum + s.value, 0);
     expect(upstreamCalls).toBe(emulator.callCount('device') + emulator.callCount('session'));
+    expect(upstreamCalls).toBe(18);
+
+    // Retries (the device step only), and the breaker, open after the third consecutive failure.
+    expect(moved('idv_gateway_upstream_retries_total', { step: 'device' })).toBe(3);
+    expect(moved('idv_gateway_upstream_retries_total', { step: 'session' })).toBe(0);
+    expect(after.metrics.samples('idv_gateway_circuit_breaker_state').map((s) => [s.labels.state, s.value])).toEqual([
+      ['closed', 0],
+      ['open', 1],
+      ['half_open', 0],
+    ]);
+    expect(after.metrics.value('idv_gateway_upstream_active')).toBe(0);
+    expect(after.metrics.value('idv_gateway_upstream_queued')).toBe(0);
 
     // HTTP requests by status: the unauthenticated mutation is a 401, the unparsable one a 400.
     const http = 'idv_gateway_http_requests_total';
-    expect(moved(http, { route: 'graphql', status: '200' })).toBe(10);
+    expect(moved(http, { route: 'graphql', status: '200' })).toBe(12);
     expect(moved(http, { route: 'graphql', status: '401' })).toBe(1);
     expect(moved(http, { route: 'graphql', status: '400' })).toBe(1);
     expect(moved(http, { route: 'metrics', status: '200' })).toBe(1); // the first scrape, counted once answered
 
-    // Registered for the features still to come, so the names are stable: zero until they land.
-    for (const step of ['device', 'session', 'deeplink']) expect(after.metrics.samples('idv_gateway_upstream_retries_total', { step })).toHaveLength(1);
-    expect(after.metrics.samples('idv_gateway_upstream_retries_total').every((s) => s.value === 0)).toBe(true);
-    expect(after.metrics.samples('idv_gateway_circuit_breaker_state').map((s) => [s.labels.state, s.value])).toEqual([
-      ['closed', 0],
-      ['open', 0],
-      ['half_open', 0],
-      ['isolated', 0],
-    ]);
+    // Registered for the features still to come (issue 5), so the names are stable: zero until they land.
     expect(after.metrics.samples('idv_gateway_rate_limited_total')).toEqual([{ name: 'idv_gateway_rate_limited_total', labels: {}, value: 0 }]);
     expect(after.metrics.samples('idv_gateway_idempotent_replays_total').map((s) => [s.labels.kind, s.value])).toEqual([
       ['key', 0],
@@ -118,6 +141,11 @@ describe('/metrics', () => {
       if (family.name.startsWith('idv_gateway_')) expect(family.help).not.toBe('');
     }
     expect(after.text).not.toMatch(/user-1|no-such-workflow|Names|Bearer|Token tr-/);
+
+    // An open breaker is reported by readiness, and does not fail it.
+    const readyz = await fetch(new URL('/readyz', stack.url));
+    expect(readyz.status).toBe(200);
+    expect(((await readyz.json()) as { dependencies: { circuitBreaker: unknown } }).dependencies.circuitBreaker).toEqual({ state: 'open' });
   });
 
   it('lets several gateways in one process count apart (a private registry each)', async () => {
