@@ -67,6 +67,12 @@ export interface EmulatorOptions {
   readonly latencyMs?: number;
   /** False emulates an older platform version without the one-call deeplink (it answers 404). */
   readonly deeplink?: boolean;
+  /**
+   * False for load generation: no request log, no session store, and a device token is forgotten
+   * once its session is started (the hosted /mobile page then refuses every link). Otherwise
+   * memory grows with every call, and so would the emulator's cost per call. Default true.
+   */
+  readonly record?: boolean;
 }
 
 export interface IdvEmulator {
@@ -86,7 +92,7 @@ export interface IdvEmulator {
   resetRecords(): void;
   /** Makes every issued token expire now. */
   expireTokens(): void;
-  /** Every token issued so far, whether or not a session used it (for leak checks). */
+  /** Every token issued so far, whether or not a session used it (for leak checks); with record: false, only those still unused. */
   issuedTokens(): string[];
   callCount(step: EmulatedStep): number;
   close(): Promise<void>;
@@ -112,6 +118,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
   const counts = new Map<EmulatedStep, number>();
   const sockets = new Set<Socket>();
   const pendingTimers = new Set<NodeJS.Timeout>();
+  const record = options.record ?? true;
 
   let chaos: { rate: number; faults: readonly Fault[]; next: () => number } | null = null;
 
@@ -146,15 +153,17 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
       const url = new URL(req.url ?? '/', 'http://emulator');
       const body = Buffer.concat(chunks).toString('utf8');
       const step = stepOf(req.method ?? '', url.pathname);
-      requests.push({
-        step: step ?? 'unknown',
-        method: req.method ?? '',
-        path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
-        headers: req.headers,
-        body,
-        receivedAt: Date.now(),
-      });
+      if (record) {
+        requests.push({
+          step: step ?? 'unknown',
+          method: req.method ?? '',
+          path: url.pathname,
+          query: Object.fromEntries(url.searchParams),
+          headers: req.headers,
+          body,
+          receivedAt: Date.now(),
+        });
+      }
       if (step) counts.set(step, (counts.get(step) ?? 0) + 1);
       if (size > MAX_BODY_BYTES) return sendJson(res, 413, { message: 'Payload too large' });
       const fault = step ? takeFault(step) : undefined;
@@ -265,13 +274,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < TTL_MIN || ttl > TTL_MAX) {
       return sendJson(res, 400, { message: `ttl must be an integer from ${TTL_MIN} to ${TTL_MAX}` });
     }
-    sendJson(res, 200, { authorization: issueToken(ttl) });
+    sendJson(res, 200, { authorization: issueToken(ttl, 'device') });
   }
 
-  function issueToken(ttlSeconds: number): string {
+  function issueToken(ttlSeconds: number, via: 'device' | 'deeplink'): string {
     // Shaped like real tokens ("Token tr-…"): a space inside, so the URL encoding is exercised.
     const token = `Token tr-${randomBytes(18).toString('base64url').toLowerCase()}`;
-    tokens.set(token, { expiresAt: Date.now() + ttlSeconds * 1000 });
+    // Without records, only a device token is kept, until its session is started.
+    if (record || via === 'device') tokens.set(token, { expiresAt: Date.now() + ttlSeconds * 1000 });
     return token;
   }
 
@@ -285,6 +295,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
     const parsed = parseObject(body);
     if (parsed === undefined || !hasValidSessionFields(parsed)) return sendJson(res, 400, { message: 'Invalid body' });
     const session = openSession(workflowId, parsed, token, 'session');
+    if (!record) tokens.delete(token);
     sendJson(res, 200, { id: session.id, workflowId, status: 0, metadata: session.metadata, createdAt: session.createdAt });
   }
 
@@ -300,7 +311,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < TTL_MIN || ttl > TTL_MAX) {
       return sendJson(res, 400, { message: `ttl must be an integer from ${TTL_MIN} to ${TTL_MAX}` });
     }
-    const token = issueToken(ttl);
+    const token = issueToken(ttl, 'deeplink');
     const session = openSession(workflowId, parsed, token, 'deeplink');
     const expiresAt = new Date(Date.parse(session.createdAt) + ttl * 1000).toISOString();
     const mobile = new URL('/mobile', emulatorUrl);
@@ -322,7 +333,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
       createdAt: new Date().toISOString(),
       via,
     };
-    sessions.set(id, session);
+    if (record) sessions.set(id, session);
     return session;
   }
 
