@@ -1,0 +1,134 @@
+/**
+ * `npm run bench -- --burst`: N mutations arriving at once (a marketing push: thousands of users
+ * tap at the same moment) against a slow upstream. Every one must be answered (a handoff, or a
+ * coded error such as the bulkhead's IDV_UNAVAILABLE) within the mutation deadline, without a
+ * crash, with peak RSS under the limit. Reports what happens, whichever way it goes.
+ */
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { load } from './load.js';
+import { cpuTimeMs, peakRssMb, resetPeakRss } from './processes.js';
+import { MUTATION, requestHeaders, startTarget, startUpstream } from './setup.js';
+import { percentile } from './stats.js';
+import { markdownTable } from './report.js';
+
+const UPSTREAM_LATENCY_MS = 200;
+const RSS_LIMIT_MB = 300;
+/** The mutation deadline of the resilience issue (IDV_DEADLINE_MS), 8 s unless set. */
+const DEADLINE_MS = Number(process.env.IDV_DEADLINE_MS ?? 8000);
+/** The client gives up this long after the deadline, so the run is bounded whatever happens. */
+const CLIENT_GRACE_MS = 22_000;
+
+export interface BurstOutcome {
+  readonly latencyMs: number;
+  /** 'handoff', an extensions.code, or what else came back (HTTP status, socket error). */
+  readonly outcome: string;
+}
+
+export async function runBurst(options: { quick: boolean; resultsDir: string }): Promise<void> {
+  const size = options.quick ? 1000 : 5000;
+  console.log(`\n== burst: ${size} mutations at once, ${UPSTREAM_LATENCY_MS} ms upstream latency, deadline ${DEADLINE_MS} ms`);
+  const headers = await requestHeaders();
+  const upstream = await startUpstream(UPSTREAM_LATENCY_MS);
+  const gateway = await startTarget({ kind: 'gateway', flow: 'ephemeral' }, upstream.url, { env: { IDV_DEADLINE_MS: String(DEADLINE_MS) } });
+  try {
+    // A warm process, as in production: the JIT has seen the path before the push arrives.
+    const warm = await load({ url: gateway.url, body: MUTATION, headers, connections: 32, durationSeconds: options.quick ? 1 : 3 });
+    console.log(`   warm-up: ${warm.responses} mutations, ${warm.errors} errors`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+
+    resetPeakRss(gateway.pid);
+    const cpuBefore = cpuTimeMs(gateway.pid);
+    const started = performance.now();
+    const outcomes = await fireAtOnce(gateway.url, headers, size);
+    const wallMs = performance.now() - started;
+    const cpuMs = cpuTimeMs(gateway.pid) - cpuBefore;
+    const peak = peakRssMb(gateway.pid);
+    const crashed = gateway.exited();
+    const after = crashed ? null : await fireAtOnce(gateway.url, headers, 1);
+
+    const counts = new Map<string, number>();
+    for (const { outcome } of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+    const latencies = Float64Array.from(outcomes.map((o) => o.latencyMs)).sort();
+    const handoffs = counts.get('handoff') ?? 0;
+    const coded = [...counts].filter(([outcome]) => /^[A-Z_]+$/.test(outcome)).reduce((sum, [, n]) => sum + n, 0);
+    const uncoded = size - handoffs - coded;
+    const max = latencies[latencies.length - 1] ?? Number.NaN;
+    const late = outcomes.filter((o) => o.latencyMs > DEADLINE_MS).length;
+
+    console.log('');
+    console.log(
+      markdownTable([
+        ['outcome', 'count'],
+        ...[...counts].sort((a, b) => b[1] - a[1]).map(([outcome, n]) => [outcome, String(n)]),
+      ]),
+    );
+    console.log('');
+    const rows = [
+      ['figure', 'value'],
+      ['mutations sent at once', String(size)],
+      ['handoffs', String(handoffs)],
+      ['coded errors (extensions.code)', String(coded)],
+      ['not answered with a handoff or a code', String(uncoded)],
+      ['latency p50 / p99 / max', `${percentile(latencies, 50).toFixed(0)} / ${percentile(latencies, 99).toFixed(0)} / ${max.toFixed(0)} ms`],
+      [`answered after the ${DEADLINE_MS} ms deadline`, String(late)],
+      ['all answered in', `${wallMs.toFixed(0)} ms`],
+      ['gateway CPU during the burst', `${cpuMs.toFixed(0)} ms (${(cpuMs / size).toFixed(3)} ms per mutation)`],
+      ['gateway peak RSS', `${peak.toFixed(0)} MB`],
+      ['gateway crashed', crashed ? `yes: ${JSON.stringify(crashed)}` : 'no'],
+      ['a mutation after the burst', after ? (after[0]?.outcome ?? '?') : '(gateway is gone)'],
+    ];
+    console.log(markdownTable(rows));
+    const goal = uncoded === 0 && late === 0 && !crashed && peak <= RSS_LIMIT_MB;
+    console.log(
+      `\nGoal (every mutation a handoff or a coded error within ${DEADLINE_MS} ms, no crash, peak RSS ≤ ${RSS_LIMIT_MB} MB): ${goal ? 'MET' : 'NOT MET'}` +
+        `${uncoded ? `; ${uncoded} without a handoff or code` : ''}${late ? `; ${late} late` : ''}${crashed ? '; crashed' : ''}${peak > RSS_LIMIT_MB ? `; peak RSS ${peak.toFixed(0)} MB` : ''}`,
+    );
+    const json = { date: new Date().toISOString(), size, upstreamLatencyMs: UPSTREAM_LATENCY_MS, deadlineMs: DEADLINE_MS, counts: Object.fromEntries(counts), handoffs, coded, uncoded, late, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxMs: max, wallMs, cpuMs, peakRssMb: peak, crashed, goalMet: goal };
+    writeFileSync(`${options.resultsDir}burst-latest.json`, JSON.stringify(json, null, 2));
+    console.log(`\nWrote ${options.resultsDir}burst-latest.json`);
+  } finally {
+    await gateway.stop();
+    await upstream.stop();
+  }
+}
+
+/** Opens `count` connections and sends one mutation on each, all from one synchronous loop. */
+function fireAtOnce(url: string, headers: Record<string, string>, count: number): Promise<BurstOutcome[]> {
+  const target = new URL(url);
+  if (target.hostname !== '127.0.0.1') throw new Error('the burst only targets 127.0.0.1');
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const body = Buffer.from(MUTATION);
+  const one = () =>
+    new Promise<BurstOutcome>((resolve) => {
+      const started = performance.now();
+      const done = (outcome: string) => resolve({ outcome, latencyMs: performance.now() - started });
+      const req = http.request(
+        url,
+        { method: 'POST', agent, headers: { ...headers, 'content-length': String(body.length) }, timeout: DEADLINE_MS + CLIENT_GRACE_MS },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => done(classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+          res.on('error', (error: NodeJS.ErrnoException) => done(`socket ${error.code ?? error.message}`));
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
+      req.on('error', (error: NodeJS.ErrnoException) => done(`socket ${error.code ?? error.message}`));
+      req.end(body);
+    });
+  const all = Array.from({ length: count }, one);
+  return Promise.all(all).finally(() => agent.destroy());
+}
+
+export function classify(status: number, text: string): string {
+  try {
+    const body = JSON.parse(text) as { data?: { startVerification?: { sessionId?: unknown } }; errors?: { extensions?: { code?: unknown } }[] };
+    if (typeof body.data?.startVerification?.sessionId === 'string') return 'handoff';
+    const code = body.errors?.[0]?.extensions?.code;
+    if (typeof code === 'string') return code;
+  } catch {
+    // Not JSON: reported by status below.
+  }
+  return `HTTP ${status} without a code`;
+}

@@ -1,0 +1,81 @@
+import { classify } from '../bench/burst.js';
+import { packageOf, summarizeProfile, type CpuProfile } from '../bench/cpuprofile.js';
+import { isHandoff } from '../bench/load.js';
+import { checkGoals, type ScenarioResult } from '../bench/report.js';
+import { cpuTicksFromStat, percentile, spread, statusFieldKb } from '../bench/stats.js';
+
+// The benchmark's pure helpers (the benchmark itself is never part of `npm test`).
+describe('benchmark helpers', () => {
+  it('percentile is nearest-rank over sorted values', () => {
+    const values = Float64Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(values, 50)).toBe(50);
+    expect(percentile(values, 99)).toBe(99);
+    expect(percentile(values, 100)).toBe(100);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([], 50)).toBeNaN();
+  });
+
+  it('spread gives the median, min and max, ignoring non-finite values', () => {
+    expect(spread([3, 1, 2])).toEqual({ median: 2, min: 1, max: 3 });
+    expect(spread([4, 1, 2, 3, Number.NaN])).toEqual({ median: 2.5, min: 1, max: 4 });
+    expect(spread([]).median).toBeNaN();
+  });
+
+  it('reads utime + stime from /proc/<pid>/stat, even with spaces and parentheses in the name', () => {
+    const stat = '4242 (node (x) y) S 1 4242 4242 0 -1 4194560 9000 0 0 0 1234 567 0 0 20 0 11 0 100 1000000 5000 18446744073709551615';
+    expect(cpuTicksFromStat(stat)).toBe(1234 + 567);
+    expect(() => cpuTicksFromStat('garbage')).toThrow();
+  });
+
+  it('reads kB fields of /proc/<pid>/status', () => {
+    const status = 'Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n';
+    expect(statusFieldKb(status, 'VmHWM')).toBe(204800);
+    expect(statusFieldKb(status, 'VmRSS')).toBe(102400);
+    expect(statusFieldKb(status, 'VmSwap')).toBeUndefined();
+  });
+
+  it('counts only a handoff as a success', () => {
+    expect(isHandoff('{"data":{"startVerification":{"sessionId":"abc"}}}')).toBe(true);
+    expect(isHandoff('{"errors":[{"extensions":{"code":"IDV_UNAVAILABLE"}}],"data":{"startVerification":null}}')).toBe(false);
+    expect(classify(200, '{"data":{"startVerification":{"sessionId":"abc"}}}')).toBe('handoff');
+    expect(classify(200, '{"errors":[{"extensions":{"code":"IDV_UNAVAILABLE"}}],"data":null}')).toBe('IDV_UNAVAILABLE');
+    expect(classify(503, 'Service Unavailable')).toBe('HTTP 503 without a code');
+  });
+
+  it('summarises a cpuprofile by self time per function and per package, without idle time', () => {
+    const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 9 });
+    const profile: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)', '') },
+        { id: 2, callFrame: frame('(idle)', '') },
+        { id: 3, callFrame: frame('request', 'file:///app/node_modules/got/dist/source/core/index.js') },
+        { id: 4, callFrame: frame('verify', 'file:///app/dist/auth.js') },
+      ],
+      samples: [3, 3, 4, 2, 3],
+      timeDeltas: [0, 1000, 1000, 1000, 5000],
+    };
+    const summary = summarizeProfile(profile);
+    expect(summary.busyMs).toBe(3);
+    expect(summary.functions[0]).toEqual({ name: 'request got/dist/source/core/index.js:10', ms: 2, percent: (2 / 3) * 100 });
+    expect(summary.packages.map((p) => p.name)).toEqual(['got', 'gateway (dist/)']);
+    expect(packageOf('node:internal/http', 'x')).toBe('node core');
+    expect(packageOf('', '(garbage collector)')).toBe('(garbage collector)');
+  });
+
+  it('checks the goals against the same-client baseline, round by round', () => {
+    const round = (p50: number, p99: number, cpu: number) => ({ perSecond: 1, p50, p99, cpuMsPerMutation: cpu, cpuPercent: 1, peakRssMb: 1, errors: 0, responses: 1 });
+    const scenario = (name: string, gateway: ReturnType<typeof round>, got: ReturnType<typeof round>): ScenarioResult => ({
+      name,
+      description: '',
+      upstreamLatencyMs: 20,
+      overallRate: null,
+      connections: 1,
+      targets: [
+        { name: 'gateway', spec: { kind: 'gateway', flow: 'ephemeral' }, rounds: [gateway] },
+        { name: 'got', spec: { kind: 'got', flow: 'ephemeral' }, rounds: [got] },
+      ],
+    });
+    const checks = checkGoals(scenario('throughput', round(0, 0, 1.1), round(0, 0, 1)), scenario('latency', round(41.5, 50, 0), round(41, 44, 0)));
+    expect(checks.map((c) => c.met)).toEqual([true, false, true]);
+  });
+});
