@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { AuthSettings } from './config.js';
 import { ErrorCode, gatewayError } from './errors.js';
@@ -36,7 +37,9 @@ export function createAuthenticator(settings: AuthSettings, secret?: Uint8Array)
   } else {
     const material = settings.key.kind === 'secret' ? new TextEncoder().encode(settings.key.secret) : secret;
     if (!material) throw new Error('createAuthenticator needs the generated development secret');
-    verify = (token) => jwtVerify(token, material, { ...options, algorithms: ['HS256'] });
+    // Imported once: given the raw bytes, jose imports them into a WebCrypto key on every verify.
+    const key = webcrypto.subtle.importKey('raw', material, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+    verify = async (token) => jwtVerify(token, await key, { ...options, algorithms: ['HS256'] });
   }
 
   return async (header) => {
