@@ -38,7 +38,8 @@ async function waitFor(read: () => string, pattern: RegExp, child: ChildProcessW
 }
 
 async function exitOf(started: Started): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const [code] = (await once(started.child, 'exit')) as [number | null];
+  // 'close', not 'exit': by then stdout and stderr are read to their end.
+  const [code] = (await once(started.child, 'close')) as [number | null];
   return { code, stderr: started.stderr(), stdout: started.stdout() };
 }
 
@@ -131,12 +132,17 @@ describe('the gateway process', () => {
         const result = await mutate(url, token);
         expect(result.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
         expect(emulator.requests[0]?.headers.authorization).toBe('ApiKey prod-key-0123456789');
+        // Logging is asynchronous in production: the line still comes promptly, without more traffic.
+        await waitFor(started.stdout, /"msg":"graphql operation"/, started.child);
         expect(started.stdout()).not.toMatch(/eyJ/);
         expect(started.stdout()).not.toContain('prod-key-0123456789');
       } finally {
         started.child.kill('SIGTERM');
       }
-      expect((await exitOf(started)).code).toBe(0);
+      const exit = await exitOf(started);
+      expect(exit.code).toBe(0);
+      // ... and what was logged up to the exit is flushed before it.
+      expect(exit.stdout).toMatch(/"msg":"shutting down"/);
     });
 
     it('answers the probes the container and Kubernetes use, and serves metrics on METRICS_PORT', async () => {
