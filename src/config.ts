@@ -92,6 +92,20 @@ export interface OperationsSettings {
   readonly shutdownGraceMs: number;
 }
 
+/** Per-caller limit on new upstream sessions (issue 5); null when RATE_LIMIT_MAX=0 turns it off. */
+export interface RateLimitSettings {
+  readonly max: number;
+  readonly windowSeconds: number;
+}
+
+/** Where idempotency records, in-flight locks and limits live: in the process, or on Redis when scaled out. */
+export interface StateSettings {
+  /** null: in-process state (one instance). The URL may hold a password: never log it. */
+  readonly redisUrl: string | null;
+  /** Prefix of every Redis key the gateway writes, so several deployments can share one Redis. */
+  readonly keyPrefix: string;
+}
+
 export interface GatewayConfig {
   readonly production: boolean;
   readonly port: number;
@@ -104,6 +118,8 @@ export interface GatewayConfig {
   readonly idv: IdvSettings;
   readonly auth: AuthSettings;
   readonly operations: OperationsSettings;
+  readonly rateLimit: RateLimitSettings | null;
+  readonly state: StateSettings;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -329,6 +345,38 @@ function parseOperations(env: Env, port: number): OperationsSettings {
   return { metricsPort, shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000) };
 }
 
+function parseRateLimit(env: Env): RateLimitSettings | null {
+  const max = integer(env, 'RATE_LIMIT_MAX', 5, 0, 1_000_000);
+  const windowSeconds = integer(env, 'RATE_LIMIT_WINDOW_SECONDS', 600, 1, 86_400);
+  return max === 0 ? null : { max, windowSeconds };
+}
+
+// Visible ASCII: a Redis key prefix such as "idv-gateway:" or "prod:idv:".
+const KEY_PREFIX = /^[\x21-\x7e]{0,64}$/;
+
+function parseState(env: Env): StateSettings {
+  const raw = read(env, 'REDIS_URL');
+  let redisUrl: string | null = null;
+  if (raw !== null) {
+    let url: URL | null = null;
+    try {
+      url = new URL(raw);
+    } catch {
+      // reported below
+    }
+    // Never echo the value: it may carry the Redis password.
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+      throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL such as redis://redis.internal:6379');
+    }
+    redisUrl = raw;
+  }
+  const keyPrefix = env.REDIS_KEY_PREFIX === undefined ? 'idv-gateway:' : env.REDIS_KEY_PREFIX.trim();
+  if (!KEY_PREFIX.test(keyPrefix)) {
+    throw new ConfigError(`REDIS_KEY_PREFIX must be at most 64 visible ASCII characters, such as "idv-gateway:" (got "${clip(keyPrefix)}")`);
+  }
+  return { redisUrl, keyPrefix };
+}
+
 export function parseConfig(env: Env): GatewayConfig {
   const nodeEnv = read(env, 'NODE_ENV');
   const production = nodeEnv === 'production';
@@ -352,5 +400,7 @@ export function parseConfig(env: Env): GatewayConfig {
     idv: parseIdv(env, production),
     auth: parseAuth(env, production),
     operations: parseOperations(env, port),
+    rateLimit: parseRateLimit(env),
+    state: parseState(env),
   };
 }

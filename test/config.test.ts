@@ -163,6 +163,37 @@ describe('parseConfig', () => {
     expect(configError({ ...REAL, IDV_API_KEY: key })).not.toContain(key);
   });
 
+  describe('duplicate protection (issue 5)', () => {
+    it('limits 5 new sessions per caller per 10 minutes, in process, by default', () => {
+      const config = parseConfig({});
+      expect(config.rateLimit).toEqual({ max: 5, windowSeconds: 600 });
+      expect(config.state).toEqual({ redisUrl: null, keyPrefix: 'idv-gateway:' });
+    });
+
+    it('reads the limit, REDIS_URL and the key prefix; RATE_LIMIT_MAX=0 turns the limit off', () => {
+      const config = parseConfig({ RATE_LIMIT_MAX: '20', RATE_LIMIT_WINDOW_SECONDS: '60', REDIS_URL: 'rediss://:s3cret@redis.internal:6380/2', REDIS_KEY_PREFIX: 'prod:idv:' });
+      expect(config.rateLimit).toEqual({ max: 20, windowSeconds: 60 });
+      expect(config.state).toEqual({ redisUrl: 'rediss://:s3cret@redis.internal:6380/2', keyPrefix: 'prod:idv:' });
+      expect(parseConfig({ RATE_LIMIT_MAX: '0' }).rateLimit).toBeNull();
+      expect(parseConfig({ REDIS_KEY_PREFIX: '' }).state.keyPrefix).toBe('');
+    });
+
+    it.each([
+      [{ RATE_LIMIT_MAX: '-1' }, /^RATE_LIMIT_MAX must be a whole number from 0 to 1000000 \(got "-1"\)$/],
+      [{ RATE_LIMIT_MAX: 'five' }, /^RATE_LIMIT_MAX must be a whole number/],
+      [{ RATE_LIMIT_WINDOW_SECONDS: '0' }, /^RATE_LIMIT_WINDOW_SECONDS must be a whole number from 1 to 86400/],
+      [{ REDIS_URL: 'http://redis.internal:6379' }, /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+      [{ REDIS_URL: 'not a url' }, /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+      [{ REDIS_KEY_PREFIX: 'with space' }, /^REDIS_KEY_PREFIX must be at most 64 visible ASCII characters/],
+    ])('rejects %j', (env, message) => {
+      expect(configError(env)).toMatch(message);
+    });
+
+    it('never echoes REDIS_URL, which may hold a password', () => {
+      expect(configError({ REDIS_URL: 'http://:hunter2-password@redis.internal' })).not.toContain('hunter2');
+    });
+  });
+
   describe('in production', () => {
     it.each([
       [{ ...REAL, IDV_BASE_URL: '' }, /^IDV_BASE_URL is required when NODE_ENV=production/],
