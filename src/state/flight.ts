@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GraphQLError } from 'graphql';
+import { ErrorCode, gatewayError, INTERNAL_ERROR_MESSAGE } from '../errors.js';
+import type { SharedState } from './store.js';
+
+export interface FlightSettings {
+  /**
+   * How long a lease lasts without renewal. The leader renews it every third of that while it
+   * works, so this bounds how long followers wait after a leader crashed, not how long work may take.
+   */
+  readonly leaseMs: number;
+  /** The longest a follower waits for a live leader before answering IDV_UNAVAILABLE. */
+  readonly maxWaitMs: number;
+  /** How long a leader's outcome stays readable for its followers. */
+  readonly resultTtlMs: number;
+}
+
+export const DEFAULT_FLIGHT_SETTINGS: FlightSettings = { leaseMs: 10_000, maxWaitMs: 60_000, resultTtlMs: 60_000 };
+
+/** What a follower gets back from the leader: its value, or the client error it answered with. */
+type Outcome = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly message: string; readonly extensions: Record<string, unknown> };
+
+const FIRST_POLL_MS = 10;
+const MAX_POLL_MS = 200;
+
+/**
+ * Single flight across instances: for one key, one caller (the leader) does the work while the
+ * others (followers) wait for its outcome, success or client error, and get the same.
+ *
+ * The leader holds a lease (`lock:<key>` = a random nonce, SET NX PX, renewed while it works),
+ * writes its outcome to `result:<nonce>`, then drops the lease; followers learn the nonce from
+ * the claim itself and poll the result and the lease in one snapshot. The outcome is written
+ * before the lease is dropped, so "no lease and no result" can only mean the leader is gone
+ * (crashed, or its lease ran out in a stall): a follower then tries to lead itself. Polling
+ * rather than pub/sub: no second connection, nothing lost between subscribe and publish, and a
+ * wait is one short upstream call long.
+ */
+export class SharedFlights {
+  constructor(
+    private readonly state: SharedState,
+    private readonly settings: FlightSettings = DEFAULT_FLIGHT_SETTINGS,
+  ) {}
+
+  /** Runs `work` once for all concurrent callers of `key`; `led` says whether this caller did it. */
+  async run(key: string, work: () => Promise<string>): Promise<{ value: string; led: boolean }> {
+    const deadline = Date.now() + this.settings.maxWaitMs;
+    for (;;) {
+      const nonce = randomBytes(16).toString('base64url');
+      const holder = await this.state.claim(`lock:${key}`, nonce, this.settings.leaseMs);
+      if (holder === nonce) return { value: await this.#lead(key, nonce, work), led: true };
+      const outcome = await this.#follow(key, holder, deadline);
+      if (outcome === null) continue;
+      if (outcome.ok) return { value: outcome.value, led: false };
+      throw new GraphQLError(outcome.message, { extensions: outcome.extensions });
+    }
+  }
+
+  async #lead(key: string, nonce: string, work: () => Promise<string>): Promise<string> {
+    const { leaseMs, resultTtlMs } = this.settings;
+    const renewal = setInterval(() => {
+      this.state.renew(`lock:${key}`, nonce, leaseMs).catch(() => {});
+    }, Math.max(1, Math.floor(leaseMs / 3)));
+    try {
+      let outcome: Outcome;
+      try {
+        outcome = { ok: true, value: await work() };
+      } catch (error) {
+        await this.state.write(`result:${nonce}`, JSON.stringify(shareable(error)), resultTtlMs).catch(() => {});
+        throw error;
+      }
+      await this.state.write(`result:${nonce}`, JSON.stringify(outcome), resultTtlMs);
+      return outcome.value;
+    } finally {
+      clearInterval(renewal);
+      await this.state.release(`lock:${key}`, nonce).catch(() => {});
+    }
+  }
+
+  /** The leader's outcome, or null when it is gone without one (then the caller tries to lead). */
+  async #follow(key: string, holder: string, deadline: number): Promise<Outcome | null> {
+    let pause = FIRST_POLL_MS;
+    for (;;) {
+      const [result = null, lease = null] = await this.state.read([`result:${holder}`, `lock:${key}`]);
+      if (result !== null) return JSON.parse(result) as Outcome;
+      if (lease !== holder) return null;
+      if (Date.now() > deadline) {
+        throw gatewayError(ErrorCode.IDV_UNAVAILABLE, 'The identity verification service is temporarily unavailable. Retry in a moment.');
+      }
+      await sleep(pause);
+      pause = Math.min(MAX_POLL_MS, pause * 2);
+    }
+  }
+}
+
+/**
+ * The leader's failure as its followers get it: a client-facing GraphQLError as it is (its
+ * message and extensions are already safe to show), anything else as the generic internal error.
+ */
+function shareable(error: unknown): Outcome {
+  if (error instanceof GraphQLError && typeof error.extensions.code === 'string') {
+    // Minus `http`: a status or headers set for the leader's response are not the followers'.
+    const extensions: Record<string, unknown> = { ...error.extensions };
+    delete extensions.http;
+    return { ok: false, message: error.message, extensions };
+  }
+  const internal = gatewayError(ErrorCode.INTERNAL_SERVER_ERROR, INTERNAL_ERROR_MESSAGE);
+  return { ok: false, message: internal.message, extensions: { ...internal.extensions } };
+}

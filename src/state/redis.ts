@@ -1,0 +1,108 @@
+import { Redis } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { consumeWith } from './memory.js';
+import type { LimitDecision, LimitSettings, SharedState } from './store.js';
+
+/** How long one Redis command may take before it counts as Redis trouble (and the gateway degrades). */
+export const REDIS_COMMAND_TIMEOUT_MS = 1000;
+
+// Atomic "take it, or tell me who has it": SET NX alone cannot say who holds the lease, and a
+// separate GET could miss a holder that released in between.
+const CLAIM = `if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+return redis.call('GET', KEYS[1])`;
+// Renew and release only our own lease: after a stall the lease may have passed to someone else.
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+interface LeaseCommands {
+  idvClaim(key: string, owner: string, ttlMs: number): Promise<string | null>;
+  idvRenew(key: string, owner: string, ttlMs: number): Promise<number>;
+  idvRelease(key: string, owner: string): Promise<number>;
+}
+
+/**
+ * A Redis connection that fails fast rather than queueing: while Redis is away every command
+ * rejects at once (no offline queue, no retries per request), so a request never waits on it;
+ * ioredis keeps reconnecting in the background with a capped backoff.
+ */
+export function connectRedis(url: string): Redis {
+  const client = new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+  });
+  // Connection errors surface as failed commands (handled by failover.ts); without a listener,
+  // ioredis's 'error' events would crash the process.
+  client.on('error', () => {});
+  return client;
+}
+
+/** Shared state on Redis, every key under `prefix`, values expiring with PX. */
+export class RedisState implements SharedState {
+  readonly #commands: LeaseCommands;
+  readonly #limiter: RateLimiterRedis | null;
+
+  constructor(
+    readonly client: Redis,
+    private readonly prefix: string,
+    limit: LimitSettings | null,
+  ) {
+    client.defineCommand('idvClaim', { numberOfKeys: 1, lua: CLAIM });
+    client.defineCommand('idvRenew', { numberOfKeys: 1, lua: RENEW });
+    client.defineCommand('idvRelease', { numberOfKeys: 1, lua: RELEASE });
+    this.#commands = client as unknown as LeaseCommands;
+    this.#limiter =
+      limit === null
+        ? null
+        : new RateLimiterRedis({
+            storeClient: client,
+            keyPrefix: `${prefix}limit`,
+            points: limit.max,
+            duration: limit.windowSeconds,
+            // Reject at once while disconnected instead of waiting on the client.
+            rejectIfRedisNotReady: true,
+          });
+  }
+
+  async claim(key: string, owner: string, ttlMs: number): Promise<string> {
+    const holder = await this.#commands.idvClaim(this.prefix + key, owner, ttlMs);
+    // Only possible if the holder's lease expired inside the script's instant: treat as taken by us next time.
+    if (holder === null) throw new Error('lease vanished while claiming');
+    return holder;
+  }
+
+  async renew(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.#commands.idvRenew(this.prefix + key, owner, ttlMs)) === 1;
+  }
+
+  async release(key: string, owner: string): Promise<void> {
+    await this.#commands.idvRelease(this.prefix + key, owner);
+  }
+
+  async read(keys: readonly string[]): Promise<(string | null)[]> {
+    return this.client.mget(keys.map((key) => this.prefix + key));
+  }
+
+  async write(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async consume(subject: string): Promise<LimitDecision> {
+    if (this.#limiter === null) return { allowed: true };
+    return consumeWith(this.#limiter, subject);
+  }
+
+  /** Answers when Redis is reachable and answering; rejects otherwise. */
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect();
+  }
+}
