@@ -12,7 +12,7 @@ const config: CodegenConfig = {
       plugins: [header, 'typescript', 'typescript-resolvers'],
       config: {
         contextType: '../context.js#GatewayContext',
-        mappers: { Handoff: '../verification.js#IssuedHandoff' },
+        mappers: { Handoff: '../idempotency.js#StartedVerification' },
         scalars: { DateTime: { input: 'Date', output: 'Date | string' } },
         useTypeImports: true,
         enumsAsTypes: true,

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import type { AuthResult } from './auth.js';
+import type { GuardedVerification } from './idempotency.js';
 import type { RequestScope } from './request-scope.js';
-import type { VerificationService } from './verification.js';
 
 /** Per-request state handed to resolvers. */
 export interface GatewayContext {
   /** Who is calling: verified once per request, checked by the resolvers that need a caller. */
   readonly auth: AuthResult;
-  readonly verification: VerificationService;
+  readonly verification: GuardedVerification;
   /** Its lines carry the request id (the logger's mixin reads it from the request scope). */
   readonly logger: Logger;
   readonly requestId: string;

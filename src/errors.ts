@@ -11,6 +11,7 @@ export const ErrorCode = {
   BAD_USER_INPUT: 'BAD_USER_INPUT',
   IDV_UNAVAILABLE: 'IDV_UNAVAILABLE',
   IDV_FAILED: 'IDV_FAILED',
+  RATE_LIMITED: 'RATE_LIMITED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -21,6 +22,7 @@ const RETRYABLE: Record<ErrorCode, boolean> = {
   BAD_USER_INPUT: false,
   IDV_UNAVAILABLE: true,
   IDV_FAILED: false,
+  RATE_LIMITED: true,
   INTERNAL_SERVER_ERROR: false,
 };
 

@@ -12,10 +12,13 @@ import { IdvHealthProbe } from './idv/health-probe.js';
 import type { UpstreamObserver } from './idv/platform.js';
 import { ResilientIdvPlatform } from './idv/resilient-platform.js';
 import { UpstreamGuard } from './idv/upstream-guard.js';
+import { GuardedVerification } from './idempotency.js';
 import { GatewayMetrics } from './metrics.js';
 import { startAdminServer } from './ops-http.js';
 import { recordUpstreamCall } from './request-scope.js';
 import { createServer } from './server.js';
+import { SharedFlights } from './state/flight.js';
+import { openState, type SharedStateStatus } from './state/index.js';
 import { VerificationService } from './verification.js';
 
 export interface RunningGateway {
@@ -30,6 +33,12 @@ export interface RunningGateway {
   idvFlow(): FlowStatus;
   /** The circuit breaker's state and the bulkhead's load, for readiness and metrics. */
   upstream(): { breaker: 'closed' | 'open' | 'half-open'; active: number; queued: number };
+  /**
+   * Where idempotency records, in-flight locks and limits live: `active: 'memory'` with
+   * `configured: 'redis'` means Redis is unreachable and the guarantees hold per instance until it
+   * is back. Also in /readyz (`redis`) and the `redis_available` metric.
+   */
+  sharedState(): SharedStateStatus;
   /** The demo page (development only, when a demo directory was given). */
   readonly demoUrl: string | null;
   /** Where GET /metrics is: the main port, or METRICS_PORT's listener (which also serves /healthz and /readyz). */
@@ -76,7 +85,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const readiness = new Readiness();
   const { idv, operations } = config;
   const metrics = new GatewayMetrics({ workflows: idv.workflows?.ids.keys() ?? parseWorkflows(EMULATOR_WORKFLOWS, null).ids.keys() });
-  // A placeholder, so the shape of /readyz is stable; the shared-state feature (Redis) replaces it.
+  // A placeholder, so the shape of /readyz is stable while starting; replaced once the state is open.
   readiness.setDependency('redis', () => ({ state: 'not-configured' }));
 
   const admin = operations.metricsPort === null ? null : await startAdminServer({ port: operations.metricsPort, host: config.host, readiness, metrics });
@@ -123,7 +132,20 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     const flows = new HandoffFlows(platform, { flow: idv.flow, tokenTtlSeconds: idv.tokenTtlSeconds, publicUrl: target.publicUrl }, idvLogger);
     const guard = new UpstreamGuard(idv.resilience);
     metrics.observeBulkhead(() => guard.load);
-    const verification = new VerificationService(flows, { workflows: target.workflows }, guard);
+    const state = await openState(config.state, config.rateLimit, logger.child({ component: 'state' }), (up) => metrics.redisAvailable(up));
+    closeOnFailure.push(() => state.close());
+    // Reported, never failing readiness: without Redis the gateway degrades to per-instance protection.
+    readiness.setDependency('redis', () => {
+      const { configured, active } = state.status();
+      return { state: configured === 'memory' ? 'not-configured' : active === 'redis' ? 'ok' : 'unreachable', active };
+    });
+    const verification = new GuardedVerification(
+      new VerificationService(flows, { workflows: target.workflows }, guard),
+      state.state,
+      new SharedFlights(state.state),
+      logger.child({ component: 'duplicates' }),
+      { rateLimited: () => metrics.rateLimited(), replayed: (kind) => metrics.idempotentReplay(kind) },
+    );
 
     const probe = new IdvHealthProbe(
       { baseUrl: target.baseUrl, timeoutMs: idv.healthTimeoutMs, maxAgeMs: idv.healthCacheMs },
@@ -149,6 +171,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       logger,
       authenticate,
       verification,
+      ...(state.apqCache ? { apqCache: state.apqCache } : {}),
       metrics,
       readiness,
       serveMetrics: admin === null,
@@ -167,6 +190,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const result = await drained;
       client.close();
       probe.close();
+      await state.close();
       await emulator?.close();
       // Last, so probes and scrapes see "draining" until the very end.
       await admin?.close();
@@ -180,6 +204,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       devToken,
       idvFlow: () => verification.flowStatus,
       upstream: () => ({ breaker: platform.breakerState, ...guard.load }),
+      sharedState: () => state.status(),
       demoUrl: demo ? new URL('/demo/', listening.url).href : null,
       metricsUrl: admin ? `${admin.url}/metrics` : new URL('/metrics', listening.url).href,
       adminUrl: admin?.url ?? null,

@@ -22,7 +22,8 @@ import { httpMetrics, metricsRoute } from './ops-http.js';
 import { reenterRequestScope, requestScope, requestScopeOf, runInScopeOf } from './request-scope.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
-import type { VerificationService } from './verification.js';
+import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
+import type { GuardedVerification } from './idempotency.js';
 
 export interface ServerOptions {
   readonly production: boolean;
@@ -31,11 +32,13 @@ export interface ServerOptions {
   readonly logUserIds: boolean;
   readonly logger: Logger;
   readonly authenticate: Authenticate;
-  readonly verification: VerificationService;
   readonly metrics: GatewayMetrics;
   readonly readiness: Readiness;
   /** Serve /metrics here (false when METRICS_PORT gives it a listener of its own). */
   readonly serveMetrics: boolean;
+  readonly verification: GuardedVerification;
+  /** A shared APQ cache (Redis) so persisted queries work across instances; Apollo's in-memory one otherwise. */
+  readonly apqCache?: KeyValueCache<string>;
   /** Headers Apollo Sandbox starts with in development, e.g. the dev bearer token. */
   readonly sandboxHeaders?: Record<string, string>;
   /** The /demo page; ignored in production. */
@@ -82,6 +85,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
     allowBatchedHttpRequests: false,
+    ...(options.apqCache ? { persistedQueries: { cache: options.apqCache, ttl: 86_400 } } : {}),
     csrfPrevention: true,
     // main.ts owns signal handling (graceful shutdown); Apollo's own handler would re-raise the signal.
     stopOnTerminationSignals: false,

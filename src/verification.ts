@@ -23,6 +23,14 @@ export interface VerificationInput {
   readonly locale?: string | null;
 }
 
+export interface ResolvedVerification {
+  /** The workflow name, the default applied. */
+  readonly workflow: string;
+  readonly workflowId: string;
+  /** The canonical BCP 47 tag; undefined for the platform's default. */
+  readonly locale: string | undefined;
+}
+
 /**
  * The "Start verification" use case: one session bound to the caller, one handoff, through the
  * configured flow (see flows.ts). The caller's id comes only from their verified token, never
@@ -45,7 +53,11 @@ export class VerificationService {
     return [defaultName, ...[...ids.keys()].filter((name) => name !== defaultName)];
   }
 
-  async start(caller: Caller, input: VerificationInput, context: CallContext = {}): Promise<IssuedHandoff> {
+  /**
+   * Checks the input and applies the defaults: the parameters a start really runs with, which
+   * the duplicate guard (idempotency.ts) compares. Throws BAD_USER_INPUT without any upstream call.
+   */
+  resolve(input: VerificationInput): ResolvedVerification {
     const workflow = input.workflow ?? this.settings.workflows.defaultName;
     const workflowId = this.settings.workflows.ids.get(workflow);
     if (workflowId === undefined) {
@@ -63,6 +75,11 @@ export class VerificationService {
         { extensions: { field: 'locale' } },
       );
     }
+    return { workflow, workflowId, locale };
+  }
+
+  async start(caller: Caller, input: VerificationInput, context: CallContext = {}): Promise<IssuedHandoff> {
+    const { workflow, workflowId, locale } = this.resolve(input);
     try {
       const request = { workflowId, externalUserId: caller.userId, locale };
       const handoff = await this.guard.run(context, (guarded) => this.flows.start(request, guarded));

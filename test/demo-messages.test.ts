@@ -9,7 +9,7 @@ describe('the demo page messages', () => {
     expect(message.detail).toMatch(/\.$/);
     expect(message.detail).not.toContain(code);
     // The same answer the gateway sends in extensions.retryable.
-    expect(message.retryable).toBe(code === 'AUTH_UNAVAILABLE' || code === 'IDV_UNAVAILABLE');
+    expect(message.retryable).toBe(code === 'AUTH_UNAVAILABLE' || code === 'IDV_UNAVAILABLE' || code === 'RATE_LIMITED');
   });
 
   it('gives every code a different message', () => {
@@ -22,6 +22,7 @@ describe('the demo page messages', () => {
     [{ code: 'IDV_UNAVAILABLE', retryAfterSeconds: 1 }, 'Try again in 1 second.'],
     [{ code: 'IDV_UNAVAILABLE' }, 'Try again in a moment.'],
     [{ code: 'IDV_UNAVAILABLE', retryAfterSeconds: 'soon' }, 'Try again in a moment.'],
+    [{ code: 'RATE_LIMITED', retryAfterSeconds: 120 }, 'You have started several verifications in a short time. Try again in 120 seconds.'],
   ])('tells when to retry: %j', (extensions, detail) => {
     expect(describeFailure(extensions).detail).toBe(detail);
   });

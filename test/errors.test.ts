@@ -23,6 +23,7 @@ describe('maskError', () => {
     ['BAD_USER_INPUT', false],
     ['IDV_UNAVAILABLE', true],
     ['IDV_FAILED', false],
+    ['RATE_LIMITED', true],
     ['GRAPHQL_PARSE_FAILED', false],
     ['GRAPHQL_VALIDATION_FAILED', false],
     ['BAD_REQUEST', false],

@@ -29,6 +29,8 @@ export function describeFailure(extensions: ErrorExtensions): FailureMessage {
       return { code, retryable: false, title: "This verification isn't available", detail: "The app asked for a kind of verification that isn't set up. Update the app or contact support." };
     case 'IDV_UNAVAILABLE':
       return { code, retryable: true, title: 'The verification service is busy', detail: `Try again ${retryDelay(extensions.retryAfterSeconds)}.` };
+    case 'RATE_LIMITED':
+      return { code, retryable: true, title: 'Too many verifications started', detail: `You have started several verifications in a short time. Try again ${retryDelay(extensions.retryAfterSeconds)}.` };
     case 'IDV_FAILED':
       return { code, retryable: false, title: "Verification can't start right now", detail: "This needs a fix on our side, so trying again won't help yet. Please contact support if it persists." };
     default:

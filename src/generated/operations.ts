@@ -6,6 +6,13 @@ export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' |
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
 /** What to verify. Every field is optional: an empty or missing input starts the default workflow. */
 export type StartVerificationInput = {
+  /**
+   * Makes retries safe: the same caller sending the same key with the same workflow and locale gets the same handoff back
+   * (`reused: true`) without a new session, for as long as that handoff is valid. Make one per "Start verification" tap
+   * (e.g. a UUID) and send it again on retries. 1 to 255 printable ASCII characters. The same key with another workflow or
+   * locale is refused (BAD_USER_INPUT, `extensions.reason: "IDEMPOTENCY_KEY_REUSED"`). A failed attempt leaves the key free.
+   */
+  idempotencyKey?: string | null | undefined;
   /** The language for the IDV pages, as a BCP 47 tag such as `en` or `de-CH`; the platform's default when omitted. An invalid tag is refused (BAD_USER_INPUT). */
   locale?: string | null | undefined;
   /** Name of a configured workflow; the configured default when omitted. */

@@ -6,6 +6,6 @@ export const Mutation: MutationResolvers = {
     // For the operation log and metrics: the workflow asked for, or the default (the first name).
     context.scope.workflow = input?.workflow ?? context.verification.workflowNames[0] ?? null;
     const caller = requireCaller(context);
-    return context.verification.start(caller, { workflow: input?.workflow, locale: input?.locale }, { signal: context.signal, requestId: context.requestId });
+    return context.verification.start(caller, { workflow: input?.workflow, locale: input?.locale, idempotencyKey: input?.idempotencyKey }, { signal: context.signal, requestId: context.requestId });
   },
 };

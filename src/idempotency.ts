@@ -1,0 +1,164 @@
+/**
+ * Duplicate protection around the "start verification" use case (issue 5). Every upstream
+ * session costs money, and the platform has no idempotency of its own, so here:
+ * - an idempotency key: the same caller, key and parameters get the same handoff back while it is
+ *   valid; the same key with other parameters is refused; a failure leaves the key free;
+ * - single flight: concurrent requests for the same thing (same key, or without a key the same
+ *   caller, workflow and locale) make one upstream call and all get its outcome;
+ * - a per-caller limit on the new upstream sessions: replays and joined double taps are free.
+ *
+ * Two layers: an in-process map joins concurrent requests on this instance without any I/O, and
+ * its one leader goes through the shared state (SharedFlights, records, limits), which is Redis
+ * across instances or in-process with one.
+ */
+import { createHash } from 'node:crypto';
+import type { Caller } from './auth.js';
+import { ErrorCode, gatewayError } from './errors.js';
+import type { CallContext } from './idv/platform.js';
+import type { SharedFlights } from './state/flight.js';
+import type { SharedState } from './state/store.js';
+import type { FlowStatus } from './flows.js';
+import type { IssuedHandoff, VerificationInput, VerificationService } from './verification.js';
+
+export interface StartedVerification extends IssuedHandoff {
+  /** True when this is a handoff that already existed (a replay, or a request that joined one in flight). */
+  readonly reused: boolean;
+}
+
+export interface GuardedInput extends VerificationInput {
+  readonly idempotencyKey?: string | null;
+}
+
+// 1..255 printable ASCII characters (space included): what Stripe-style keys (UUIDs, ULIDs,
+// "order-123:attempt") are made of, and safe to hash and to show in a message.
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+
+/** What an idempotency record holds: a digest of the parameters, and the handoff to give back. */
+interface StoredRecord {
+  readonly params: string;
+  readonly handoff: Omit<IssuedHandoff, 'expiresAt'> & { readonly expiresAt: string };
+}
+
+export class GuardedVerification {
+  readonly #inFlight = new Map<string, { readonly params: string; readonly result: Promise<StartedVerification> }>();
+
+  constructor(
+    private readonly verification: VerificationService,
+    private readonly state: SharedState,
+    private readonly flights: SharedFlights,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get workflowNames(): string[] {
+    return this.verification.workflowNames;
+  }
+
+  get flowStatus(): FlowStatus {
+    return this.verification.flowStatus;
+  }
+
+  async start(caller: Caller, input: GuardedInput, context: CallContext = {}): Promise<StartedVerification> {
+    const resolved = this.verification.resolve(input);
+    const key = idempotencyKey(input.idempotencyKey);
+    const params = digest('params', resolved.workflow, resolved.locale ?? '');
+    // Scoped to the caller: the user id is part of every flight and record name.
+    const flight = key === null ? digest('tap', caller.userId, params) : digest('key', caller.userId, key);
+
+    const joined = this.#inFlight.get(flight);
+    if (joined) {
+      if (joined.params !== params) throw keyReused();
+      return { ...(await joined.result), reused: true };
+    }
+    // Detached from this request's abort signal: the others that join it still want the answer,
+    // and with a key a completed session is kept for the client's retry.
+    const upstream: CallContext = context.requestId === undefined ? {} : { requestId: context.requestId };
+    const result = this.#startShared(caller, input, key === null ? null : `idem:${flight}`, flight, params, upstream).finally(() =>
+      this.#inFlight.delete(flight),
+    );
+    this.#inFlight.set(flight, { params, result });
+    return result;
+  }
+
+  async #startShared(
+    caller: Caller,
+    input: VerificationInput,
+    record: string | null,
+    flight: string,
+    params: string,
+    context: CallContext,
+  ): Promise<StartedVerification> {
+    // A replay needs no lease: read first, the common case for an app's retry.
+    const replay = record === null ? null : await this.#replay(record, params);
+    if (replay) return replay;
+    const { value, led } = await this.flights.run(flight, async () => {
+      // Again under the lease: another instance may have finished between the read and the claim.
+      const late = record === null ? null : await this.#replay(record, params);
+      if (late) return encode(late);
+      const decision = await this.state.consume(digest('caller', caller.userId));
+      if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
+      const handoff = await this.verification.start(caller, input, context);
+      const ttlMs = handoff.expiresAt.getTime() - this.now();
+      if (record !== null && ttlMs > 0) {
+        const stored: StoredRecord = { params, handoff: { ...handoff, expiresAt: handoff.expiresAt.toISOString() } };
+        await this.state.write(record, JSON.stringify(stored), ttlMs);
+      }
+      return encode({ ...handoff, reused: false });
+    });
+    const started = decode(value);
+    return led ? started : { ...started, reused: true };
+  }
+
+  /** The recorded handoff for this key, if it is still valid; KEY_REUSED if it was for other parameters. */
+  async #replay(record: string, params: string): Promise<StartedVerification | null> {
+    const [raw] = await this.state.read([record]);
+    if (raw == null) return null;
+    const stored = JSON.parse(raw) as StoredRecord;
+    if (stored.params !== params) throw keyReused();
+    const expiresAt = new Date(stored.handoff.expiresAt);
+    if (expiresAt.getTime() <= this.now()) return null;
+    return { ...stored.handoff, expiresAt, reused: true };
+  }
+}
+
+function idempotencyKey(value: string | null | undefined): string | null {
+  if (value == null) return null;
+  if (!IDEMPOTENCY_KEY.test(value)) {
+    throw gatewayError(
+      ErrorCode.BAD_USER_INPUT,
+      'Invalid idempotencyKey. Use 1 to 255 printable ASCII characters, such as a UUID made once per "Start verification" tap.',
+      { extensions: { field: 'idempotencyKey' } },
+    );
+  }
+  return value;
+}
+
+/**
+ * A name for state keys that does not hold the user id or idempotency key in clear. Not
+ * anonymisation: a guessable user id can be confirmed by hashing it (as with log pseudonyms).
+ */
+function digest(...parts: string[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+}
+
+function keyReused() {
+  return gatewayError(
+    ErrorCode.BAD_USER_INPUT,
+    'This idempotencyKey was already used with other parameters (workflow or locale). Use a new key for a different request.',
+    { extensions: { field: 'idempotencyKey', reason: 'IDEMPOTENCY_KEY_REUSED' } },
+  );
+}
+
+function rateLimited(retryAfterMs: number) {
+  return gatewayError(ErrorCode.RATE_LIMITED, 'Too many verifications were started for this account. Try again later.', {
+    extensions: { retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
+  });
+}
+
+function encode(started: StartedVerification): string {
+  return JSON.stringify({ ...started, expiresAt: started.expiresAt.toISOString() });
+}
+
+function decode(value: string): StartedVerification {
+  const parsed = JSON.parse(value) as Omit<StartedVerification, 'expiresAt'> & { expiresAt: string };
+  return { ...parsed, expiresAt: new Date(parsed.expiresAt) };
+}
