@@ -12,6 +12,7 @@
  * across instances or in-process with one.
  */
 import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { Caller } from './auth.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { CallContext } from './idv/platform.js';
@@ -46,6 +47,7 @@ export class GuardedVerification {
     private readonly verification: VerificationService,
     private readonly state: SharedState,
     private readonly flights: SharedFlights,
+    private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -67,6 +69,7 @@ export class GuardedVerification {
     const joined = this.#inFlight.get(flight);
     if (joined) {
       if (joined.params !== params) throw keyReused();
+      this.logger.debug({ requestId: context.requestId, idempotencyKey: key !== null }, 'joined an identical start in flight on this instance');
       return { ...(await joined.result), reused: true };
     }
     // Detached from this request's abort signal: the others that join it still want the answer,
@@ -90,7 +93,8 @@ export class GuardedVerification {
     // A replay needs no lease: read first, the common case for an app's retry.
     const replay = record === null ? null : await this.#replay(record, params);
     if (replay) return replay;
-    const { value, led } = await this.flights.run(flight, async () => {
+    const follow = () => this.logger.debug({ requestId: context.requestId, idempotencyKey: record !== null }, 'waiting for an identical start in flight on another instance');
+    const { value, led } = await this.flights.run(flight, follow, async () => {
       // Again under the lease: another instance may have finished between the read and the claim.
       const late = record === null ? null : await this.#replay(record, params);
       if (late) return encode(late);

@@ -26,6 +26,8 @@ export type Fault =
   | { readonly kind: 'hang' }
   /** Answers normally, after a delay. */
   | { readonly kind: 'delay'; readonly ms: number }
+  /** Answers normally once `until` settles: lets a test hold a call open while it lines up concurrent ones. */
+  | { readonly kind: 'hold'; readonly until: Promise<unknown> }
   /** Destroys the connection before any response byte. */
   | { readonly kind: 'reset' }
   /** Sends the status line and headers, then destroys the connection mid-body. */
@@ -203,6 +205,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         return;
       case 'delay':
         return later(fault.ms, answer);
+      case 'hold':
+        fault.until.then(answer, answer);
+        return;
       case 'reset':
         res.socket?.destroy();
         return;

@@ -42,13 +42,17 @@ export class SharedFlights {
     private readonly settings: FlightSettings = DEFAULT_FLIGHT_SETTINGS,
   ) {}
 
-  /** Runs `work` once for all concurrent callers of `key`; `led` says whether this caller did it. */
-  async run(key: string, work: () => Promise<string>): Promise<{ value: string; led: boolean }> {
+  /**
+   * Runs `work` once for all concurrent callers of `key`; `led` says whether this caller did it.
+   * `onFollow` is called each time this caller starts waiting on another's work (for logs).
+   */
+  async run(key: string, onFollow: () => void, work: () => Promise<string>): Promise<{ value: string; led: boolean }> {
     const deadline = Date.now() + this.settings.maxWaitMs;
     for (;;) {
       const nonce = randomBytes(16).toString('base64url');
       const holder = await this.state.claim(`lock:${key}`, nonce, this.settings.leaseMs);
       if (holder === nonce) return { value: await this.#lead(key, nonce, work), led: true };
+      onFollow();
       const outcome = await this.#follow(key, holder, deadline);
       if (outcome === null) continue;
       if (outcome.ok) return { value: outcome.value, led: false };

@@ -25,12 +25,12 @@ export interface TestStack {
   readonly logs: string[];
   token(userId?: string, options?: { claims?: Record<string, unknown>; expiresIn?: string | number }): Promise<string>;
   post(body: unknown, headers?: Record<string, string>): Promise<GraphQLResponse>;
-  startVerification(options?: { token?: string | null; workflow?: string; locale?: string; headers?: Record<string, string> }): Promise<GraphQLResponse>;
+  startVerification(options?: { token?: string | null; workflow?: string; locale?: string; idempotencyKey?: string; headers?: Record<string, string> }): Promise<GraphQLResponse>;
   close(): Promise<void>;
 }
 
 export const START_VERIFICATION = `mutation StartVerification($input: StartVerificationInput) {
-  startVerification(input: $input) { sessionId captureUrl mobileUrl expiresAt workflow }
+  startVerification(input: $input) { sessionId captureUrl mobileUrl expiresAt workflow reused }
 }`;
 
 /**
@@ -41,12 +41,17 @@ export async function startStack(
   env: Record<string, string> = {},
   emulatorOptions: Partial<EmulatorOptions> = {},
   gatewayOptions: GatewayOptions = {},
+  /** An emulator another stack started, shared (and closed by its owner): for several gateway instances. */
+  sharedEmulator?: IdvEmulator,
 ): Promise<TestStack> {
-  const emulator = await startEmulator({
-    apiKey: TEST_API_KEY,
-    workflowIds: Object.values(WORKFLOW_IDS),
-    ...emulatorOptions,
-  });
+  const emulator =
+    sharedEmulator ??
+    (await startEmulator({
+      apiKey: TEST_API_KEY,
+      workflowIds: Object.values(WORKFLOW_IDS),
+      ...emulatorOptions,
+    }));
+  const closeEmulator = () => (sharedEmulator ? Promise.resolve() : emulator.close());
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -72,7 +77,7 @@ export async function startStack(
   try {
     gateway = await startGateway(config, logger, gatewayOptions);
   } catch (error) {
-    await emulator.close();
+    await closeEmulator();
     throw error;
   }
 
@@ -110,13 +115,13 @@ export async function startStack(
       const bearer = options.token === undefined ? await token() : options.token;
       const headers: Record<string, string> = { ...options.headers };
       if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
-      const fields = { workflow: options.workflow, locale: options.locale };
-      const input = fields.workflow === undefined && fields.locale === undefined ? undefined : fields;
+      const fields = { workflow: options.workflow, locale: options.locale, idempotencyKey: options.idempotencyKey };
+      const input = Object.values(fields).every((value) => value === undefined) ? undefined : fields;
       return post({ query: START_VERIFICATION, variables: { input } }, headers);
     },
     async close() {
       await gateway.stop();
-      await emulator.close();
+      await closeEmulator();
     },
   };
 }

@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { errorOf, eventually, gate, handoffOf, JOINED, logCount } from './support/duplicates.js';
+import { FLOWS, startFlowStack } from './support/flows.js';
+import { startStack, type TestStack } from './support/stack.js';
+
+/** Issue 5 on one instance with the in-process state (no REDIS_URL). */
+describe('duplicate protection, in process', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    // A long upstream timeout: some tests hold an upstream call open while requests line up.
+    stack = await startStack({ IDV_TIMEOUT_MS: '20000' });
+  });
+  afterAll(() => stack.close());
+  beforeEach(() => {
+    stack.emulator.clearFaults();
+    stack.emulator.resetRecords();
+  });
+
+  it('reports in-process state', () => {
+    expect(stack.gateway.sharedState()).toEqual({ configured: 'memory', active: 'memory' });
+  });
+
+  it('replays the same handoff for the same key and parameters, without a new upstream session', async () => {
+    const token = await stack.token('replay-user');
+    const key = randomUUID();
+    const first = handoffOf(await stack.startVerification({ token, idempotencyKey: key, locale: 'de-ch' }));
+    // The same effective parameters: the default workflow named, the locale in another case.
+    const again = handoffOf(await stack.startVerification({ token, idempotencyKey: key, workflow: 'kyc', locale: 'DE-CH' }));
+    expect(first.reused).toBe(false);
+    expect(again).toEqual({ ...first, reused: true });
+    expect(stack.emulator.callCount('session')).toBe(1);
+    expect(stack.emulator.sessions.get(first.sessionId)?.metadata).toEqual({ externalUserId: 'replay-user' });
+  });
+
+  it.each([
+    ['another workflow', { workflow: 'age' }],
+    ['another locale', { locale: 'fr' }],
+    ['no locale', {}],
+  ])('refuses the same key with %s: BAD_USER_INPUT, IDEMPOTENCY_KEY_REUSED, no upstream call', async (_name, other) => {
+    const token = await stack.token('reuse-user');
+    const key = randomUUID();
+    handoffOf(await stack.startVerification({ token, idempotencyKey: key, locale: 'en' }));
+    stack.emulator.resetRecords();
+    const error = errorOf(await stack.startVerification({ token, idempotencyKey: key, ...other }));
+    expect(error.extensions).toEqual({ code: 'BAD_USER_INPUT', retryable: false, field: 'idempotencyKey', reason: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(error.message).toMatch(/already used with other parameters/);
+    expect(stack.emulator.requests).toEqual([]);
+  });
+
+  it('scopes keys to the caller: the same key from another user is another session, bound to that user', async () => {
+    const key = 'shared-key-1';
+    const alice = handoffOf(await stack.startVerification({ token: await stack.token('alice'), idempotencyKey: key }));
+    const bob = handoffOf(await stack.startVerification({ token: await stack.token('bob'), idempotencyKey: key, workflow: 'age' }));
+    expect(bob.reused).toBe(false);
+    expect(bob.sessionId).not.toBe(alice.sessionId);
+    expect(stack.emulator.sessions.get(bob.sessionId)?.metadata).toEqual({ externalUserId: 'bob' });
+    expect(stack.emulator.sessions.get(alice.sessionId)?.metadata).toEqual({ externalUserId: 'alice' });
+  });
+
+  it('does not let a failed attempt poison the key: a retry after IDV_UNAVAILABLE starts the session', async () => {
+    const token = await stack.token('retry-user');
+    const key = randomUUID();
+    stack.emulator.inject('device', { kind: 'status', status: 503 });
+    const failed = errorOf(await stack.startVerification({ token, idempotencyKey: key }));
+    expect(failed.extensions).toMatchObject({ code: 'IDV_UNAVAILABLE', retryable: true });
+    const retried = handoffOf(await stack.startVerification({ token, idempotencyKey: key }));
+    expect(retried.reused).toBe(false);
+    expect(handoffOf(await stack.startVerification({ token, idempotencyKey: key }))).toEqual({ ...retried, reused: true });
+    expect(stack.emulator.callCount('session')).toBe(1);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['256 characters', 'k'.repeat(256)],
+    ['a control character', 'key\n1'],
+    ['non-ASCII', 'clé'],
+  ])('refuses an idempotencyKey that is %s, without calling the platform', async (_name, key) => {
+    const error = errorOf(await stack.startVerification({ idempotencyKey: key }));
+    expect(error.extensions).toEqual({ code: 'BAD_USER_INPUT', retryable: false, field: 'idempotencyKey' });
+    expect(stack.emulator.requests).toEqual([]);
+  });
+
+  it('accepts a key of 255 printable characters', async () => {
+    const key = `${' !~'.repeat(84)}abc`;
+    expect(key).toHaveLength(255);
+    expect(handoffOf(await stack.startVerification({ idempotencyKey: key, token: await stack.token('long-key') })).reused).toBe(false);
+  });
+
+  it.each([
+    ['without a key', undefined],
+    ['with the same key', 'double-tap-key'],
+  ])('collapses 50 concurrent double taps %s into exactly one upstream session', async (_name, idempotencyKey) => {
+    const token = await stack.token(`tapper-${idempotencyKey ?? 'nokey'}`);
+    const joinedBefore = logCount(stack, JOINED);
+    const held = gate();
+    stack.emulator.inject('device', { kind: 'hold', until: held.until });
+    const responses = Promise.all(Array.from({ length: 50 }, () => stack.startVerification({ token, idempotencyKey })));
+    // Hold the one upstream call until all 49 others have joined it, so they are truly concurrent.
+    await eventually(() => logCount(stack, JOINED) - joinedBefore === 49, '49 requests to join the one in flight');
+    held.open();
+    const handoffs = (await responses).map(handoffOf);
+    expect(new Set(handoffs.map((handoff) => handoff.sessionId)).size).toBe(1);
+    expect(handoffs.filter((handoff) => !handoff.reused)).toHaveLength(1);
+    expect(stack.emulator.callCount('device')).toBe(1);
+    expect(stack.emulator.callCount('session')).toBe(1);
+  });
+
+  it('gives a failure to everyone who joined it, and the next tap tries again', async () => {
+    const token = await stack.token('failing-tapper');
+    const joinedBefore = logCount(stack, JOINED);
+    const held = gate();
+    stack.emulator.inject('device', { kind: 'hold', until: held.until });
+    stack.emulator.inject('session', { kind: 'status', status: 503, headers: { 'retry-after': '7' } });
+    const responses = Promise.all(Array.from({ length: 5 }, () => stack.startVerification({ token })));
+    await eventually(() => logCount(stack, JOINED) - joinedBefore === 4, '4 requests to join the one in flight');
+    held.open();
+    for (const response of await responses) {
+      expect(errorOf(response).extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 7 });
+    }
+    expect(stack.emulator.callCount('session')).toBe(1);
+    expect(handoffOf(await stack.startVerification({ token })).reused).toBe(false);
+  });
+
+  it('keeps requests that are not concurrent, or not identical, apart', async () => {
+    const token = await stack.token('separate-user');
+    const first = handoffOf(await stack.startVerification({ token }));
+    const second = handoffOf(await stack.startVerification({ token }));
+    const [kyc, age] = (await Promise.all([stack.startVerification({ token }), stack.startVerification({ token, workflow: 'age' })])).map(handoffOf);
+    expect(new Set([first.sessionId, second.sessionId, kyc?.sessionId, age?.sessionId]).size).toBe(4);
+    expect([first, second, kyc, age].every((handoff) => handoff?.reused === false)).toBe(true);
+  });
+});
+
+describe('the per-caller limit on new sessions', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_SECONDS: '600' });
+  });
+  afterAll(() => stack.close());
+
+  it('answers RATE_LIMITED with retryAfterSeconds and no upstream call once a caller has started RATE_LIMIT_MAX sessions; replays are free', async () => {
+    const token = await stack.token('busy-user');
+    const first = handoffOf(await stack.startVerification({ token, idempotencyKey: 'k1' }));
+    handoffOf(await stack.startVerification({ token }));
+    handoffOf(await stack.startVerification({ token, workflow: 'age' }));
+    // A replay is not a new session: still allowed at the limit, and free.
+    expect(handoffOf(await stack.startVerification({ token, idempotencyKey: 'k1' }))).toEqual({ ...first, reused: true });
+    const sessions = stack.emulator.callCount('session');
+
+    const limited = await stack.startVerification({ token, idempotencyKey: 'k2' });
+    expect(limited.status).toBe(200);
+    expect(limited.body.data).toBeNull();
+    const error = errorOf(limited);
+    expect(error.extensions).toEqual({ code: 'RATE_LIMITED', retryable: true, retryAfterSeconds: expect.any(Number) });
+    expect(error.extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(error.extensions.retryAfterSeconds).toBeLessThanOrEqual(600);
+    expect(error.message).toBe('Too many verifications were started for this account. Try again later.');
+    expect(stack.emulator.callCount('session')).toBe(sessions);
+    // The limited attempt did not bind k2 to anything: it is refused the same way, not as a reuse.
+    expect(errorOf(await stack.startVerification({ token, idempotencyKey: 'k2', workflow: 'age' })).extensions.code).toBe('RATE_LIMITED');
+    // Replays still work at the limit.
+    expect(handoffOf(await stack.startVerification({ token, idempotencyKey: 'k1' })).sessionId).toBe(first.sessionId);
+  });
+
+  it('counts per caller', async () => {
+    expect(handoffOf(await stack.startVerification({ token: await stack.token('another-user') })).reused).toBe(false);
+  });
+});
+
+describe.each(FLOWS)('idempotent replay in IDV_FLOW $name', (flow) => {
+  it('returns the recorded handoff, URLs and expiry included', async () => {
+    const stack = await startFlowStack(flow);
+    try {
+      const token = await stack.token('flow-user');
+      const first = handoffOf(await stack.startVerification({ token, idempotencyKey: 'flow-key' }));
+      const upstream = stack.emulator.requests.length;
+      expect(handoffOf(await stack.startVerification({ token, idempotencyKey: 'flow-key' }))).toEqual({ ...first, reused: true });
+      expect(stack.emulator.requests).toHaveLength(upstream);
+    } finally {
+      await stack.close();
+    }
+  });
+});
