@@ -29,6 +29,7 @@ describe.each(DEEPLINK_FLOWS)('the one-call deeplink answer, IDV_FLOW $name', (f
       captureUrl: `https://phones.example.com/idv/capture?url=${encodeURIComponent(url)}`,
       expiresAt: '2030-01-01T01:00:00.000Z',
       workflow: 'kyc',
+      reused: false,
     });
     expect(stack.emulator.requests.map((request) => request.step)).toEqual(['deeplink']);
   });

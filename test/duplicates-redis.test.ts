@@ -1,0 +1,269 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { MemoryState } from '../src/state/memory.js';
+import { SharedFlights } from '../src/state/flight.js';
+import { connectRedis, RedisState } from '../src/state/redis.js';
+import { errorOf, eventually, FOLLOWING, gate, handoffOf, JOINED, logCount } from './support/duplicates.js';
+import { startStack, type TestStack } from './support/stack.js';
+
+const run = promisify(execFile);
+
+/**
+ * Issue 5 across instances, against a real Redis: REDIS_URL (CI sets redis://127.0.0.1:6379).
+ * Every run writes under its own key prefix and deletes it afterwards. The outage test starts
+ * and kills a redis-server of its own on a spare port.
+ */
+const REDIS_URL = process.env.REDIS_URL;
+const describeWithRedis = REDIS_URL ? describe : describe.skip;
+if (!REDIS_URL) {
+  console.warn('Skipping the Redis tests of duplicate protection: REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379).');
+}
+
+async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await client.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Two gateway instances on their own ports, one emulator (the platform) and one Redis between them. */
+async function twoInstances(prefix: string, env: Record<string, string> = {}): Promise<[TestStack, TestStack]> {
+  const shared = { REDIS_URL: REDIS_URL ?? '', REDIS_KEY_PREFIX: prefix, IDV_TIMEOUT_MS: '20000', ...env };
+  const a = await startStack(shared);
+  try {
+    const b = await startStack(shared, {}, {}, a.emulator);
+    return [a, b];
+  } catch (error) {
+    await a.close();
+    throw error;
+  }
+}
+
+describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instances`, () => {
+  const prefix = `idv-gateway-test:${randomUUID()}:`;
+  let a: TestStack;
+  let b: TestStack;
+  beforeAll(async () => {
+    [a, b] = await twoInstances(prefix, { RATE_LIMIT_MAX: '0' });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await deletePrefix(REDIS_URL ?? '', prefix);
+  });
+  beforeEach(() => {
+    a.emulator.clearFaults();
+    a.emulator.resetRecords();
+  });
+
+  it('reports Redis as the state in use', () => {
+    expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
+    expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
+  });
+
+  it('replays a key on the other instance, and refuses it there with other parameters', async () => {
+    const token = await a.token('cross-user');
+    const first = handoffOf(await a.startVerification({ token, idempotencyKey: 'cross-key' }));
+    expect(handoffOf(await b.startVerification({ token, idempotencyKey: 'cross-key' }))).toEqual({ ...first, reused: true });
+    expect(errorOf(await b.startVerification({ token, idempotencyKey: 'cross-key', workflow: 'age' })).extensions.reason).toBe('IDEMPOTENCY_KEY_REUSED');
+    // Scoped to the caller on Redis too.
+    const other = handoffOf(await b.startVerification({ token: await b.token('cross-other'), idempotencyKey: 'cross-key' }));
+    expect(other.sessionId).not.toBe(first.sessionId);
+    expect(a.emulator.callCount('session')).toBe(2);
+  });
+
+  it.each([
+    ['with the same key', 'spread-key'],
+    ['without a key', undefined],
+  ])('makes one upstream session of concurrent requests %s spread across both instances', async (_name, idempotencyKey) => {
+    const token = await a.token(`spread-${idempotencyKey ?? 'nokey'}`);
+    const before = { joined: logCount(a, JOINED) + logCount(b, JOINED), following: logCount(a, FOLLOWING) + logCount(b, FOLLOWING) };
+    const held = gate();
+    a.emulator.inject('device', { kind: 'hold', until: held.until });
+    const responses = Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).startVerification({ token, idempotencyKey })));
+    // Each instance has one local leader; the one that did not win the Redis lease follows the other.
+    await eventually(
+      () =>
+        logCount(a, JOINED) + logCount(b, JOINED) - before.joined === 38 &&
+        logCount(a, FOLLOWING) + logCount(b, FOLLOWING) - before.following >= 1 &&
+        a.emulator.callCount('device') === 1,
+      'the requests on both instances to line up behind one upstream call',
+    );
+    held.open();
+    const handoffs = (await responses).map(handoffOf);
+    expect(new Set(handoffs.map((handoff) => handoff.sessionId)).size).toBe(1);
+    expect(handoffs.filter((handoff) => !handoff.reused)).toHaveLength(1);
+    expect(a.emulator.callCount('device')).toBe(1);
+    expect(a.emulator.callCount('session')).toBe(1);
+  });
+
+  it('shares persisted queries (APQ) between the instances', async () => {
+    const query = 'query Workflows { workflows }';
+    const sha256Hash = createHash('sha256').update(query).digest('hex');
+    const extensions = { persistedQuery: { version: 1, sha256Hash } };
+    const headers = { authorization: `Bearer ${await a.token()}` };
+    expect((await a.post({ query, extensions }, headers)).body.data).toEqual({ workflows: ['kyc', 'age'] });
+    expect((await b.post({ extensions }, headers)).body).toEqual({ data: { workflows: ['kyc', 'age'] } });
+  });
+});
+
+describeWithRedis('the per-caller limit on Redis, across two instances', () => {
+  const prefix = `idv-gateway-test:${randomUUID()}:`;
+  let a: TestStack;
+  let b: TestStack;
+  beforeAll(async () => {
+    [a, b] = await twoInstances(prefix, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_SECONDS: '600' });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await deletePrefix(REDIS_URL ?? '', prefix);
+  });
+
+  it('counts the sessions a caller starts on either instance', async () => {
+    const token = await a.token('limited-user');
+    const first = handoffOf(await a.startVerification({ token, idempotencyKey: 'limit-key' }));
+    handoffOf(await b.startVerification({ token }));
+    handoffOf(await a.startVerification({ token }));
+    expect(handoffOf(await b.startVerification({ token, idempotencyKey: 'limit-key' })).sessionId).toBe(first.sessionId);
+    for (const stack of [a, b]) {
+      const error = errorOf(await stack.startVerification({ token }));
+      expect(error.extensions).toEqual({ code: 'RATE_LIMITED', retryable: true, retryAfterSeconds: expect.any(Number) });
+    }
+    expect(a.emulator.callCount('session')).toBe(3);
+  });
+});
+
+describeWithRedis('the cross-instance single flight, when a leader is gone', () => {
+  const prefix = `idv-gateway-test:${randomUUID()}:`;
+  let state: RedisState;
+  beforeAll(async () => {
+    const client = connectRedis(REDIS_URL ?? '');
+    state = new RedisState(client, prefix, null);
+    // No offline queue: commands sent before the connection is ready would fail.
+    await eventually(() => client.status === 'ready', 'the Redis connection');
+  });
+  afterAll(async () => {
+    await state?.close();
+    await deletePrefix(REDIS_URL ?? '', prefix);
+  });
+
+  it('lets a follower lead once a crashed leader\'s lease runs out', async () => {
+    // A leader that took the lease and died: nobody renews or releases it.
+    expect(await state.claim('lock:crashed', 'dead-leader', 300)).toBe('dead-leader');
+    let followed = 0;
+    const flights = new SharedFlights(state, { leaseMs: 300, maxWaitMs: 10_000, resultTtlMs: 10_000 });
+    const outcome = await flights.run('crashed', () => followed++, async () => 'done by the follower');
+    expect(outcome).toEqual({ value: 'done by the follower', led: true });
+    expect(followed).toBe(1);
+  });
+
+  it('gives followers the outcome of a leader that finished', async () => {
+    const flights = new SharedFlights(state, { leaseMs: 5000, maxWaitMs: 10_000, resultTtlMs: 10_000 });
+    const held = gate();
+    let entered!: () => void;
+    const leading = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const leader = flights.run('finished', () => {}, async () => {
+      entered();
+      await held.until;
+      return 'the leader\'s value';
+    });
+    await leading;
+    const follower = flights.run('finished', () => held.open(), async () => 'not expected');
+    expect(await leader).toEqual({ value: 'the leader\'s value', led: true });
+    expect(await follower).toEqual({ value: 'the leader\'s value', led: false });
+  });
+
+  it('works the same on the in-process state', async () => {
+    const memory = new MemoryState(null);
+    const flights = new SharedFlights(memory, { leaseMs: 300, maxWaitMs: 10_000, resultTtlMs: 10_000 });
+    await memory.claim('lock:crashed', 'dead-leader', 300);
+    expect(await flights.run('crashed', () => {}, async () => 'mine')).toEqual({ value: 'mine', led: true });
+    await memory.close();
+  });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startRedisServer(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  await eventually(async () => {
+    try {
+      const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping']);
+      return stdout.trim() === 'PONG';
+    } catch {
+      return false;
+    }
+  }, `redis-server on port ${port}`);
+  return child;
+}
+
+async function stopRedisServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describeWithRedis('a Redis outage mid-run (a redis-server of the test\'s own)', () => {
+  let port: number;
+  let redis: ChildProcess | null = null;
+  let a: TestStack;
+  let b: TestStack;
+  beforeAll(async () => {
+    port = await freePort();
+    redis = await startRedisServer(port);
+    [a, b] = await twoInstances('outage:', { REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_MAX: '0' });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    if (redis) await stopRedisServer(redis);
+  });
+
+  it('keeps verifications working per instance while Redis is down, and shares again once it is back', async () => {
+    const token = await a.token('outage-user');
+    const before = handoffOf(await a.startVerification({ token, idempotencyKey: 'before' }));
+    expect(handoffOf(await b.startVerification({ token, idempotencyKey: 'before' })).sessionId).toBe(before.sessionId);
+
+    await stopRedisServer(redis!);
+    redis = null;
+    // Verifications keep working: new sessions, and replays within one instance.
+    const during = handoffOf(await a.startVerification({ token, idempotencyKey: 'during' }));
+    expect(during.reused).toBe(false);
+    expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'during' }))).toEqual({ ...during, reused: true });
+    expect(handoffOf(await b.startVerification({ token })).reused).toBe(false);
+    expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory' });
+    expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory' });
+    // Said once, however many requests ran meanwhile.
+    const unreachable = 'Redis is unreachable: idempotency, single flight and rate limits now hold per instance only, until it is back';
+    handoffOf(await a.startVerification({ token }));
+    expect(logCount(a, unreachable)).toBe(1);
+    expect(a.logs.join('')).not.toContain(`redis://127.0.0.1:${port}`);
+
+    redis = await startRedisServer(port);
+    await eventually(() => a.gateway.sharedState().active === 'redis' && b.gateway.sharedState().active === 'redis', 'both instances to use Redis again');
+    expect(logCount(a, 'Redis is reachable again: idempotency, single flight and rate limits hold across instances again')).toBe(1);
+
+    const after = handoffOf(await b.startVerification({ token, idempotencyKey: 'after' }));
+    expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'after' }))).toEqual({ ...after, reused: true });
+  });
+});
