@@ -41,7 +41,7 @@ interface StoredRecord {
 }
 
 export class GuardedVerification {
-  readonly #inFlight = new Map<string, { readonly params: string; readonly result: Promise<StartedVerification> }>();
+  readonly #inFlight = new Map<string, { readonly params: string; readonly result: Promise<StartedVerification>; readonly callers: Callers }>();
 
   constructor(
     private readonly verification: VerificationService,
@@ -69,16 +69,19 @@ export class GuardedVerification {
     const joined = this.#inFlight.get(flight);
     if (joined) {
       if (joined.params !== params) throw keyReused();
+      joined.callers.join(context.signal);
       this.logger.debug({ requestId: context.requestId, idempotencyKey: key !== null }, 'joined an identical start in flight on this instance');
       return { ...(await joined.result), reused: true };
     }
-    // Detached from this request's abort signal: the others that join it still want the answer,
-    // and with a key a completed session is kept for the client's retry.
-    const upstream: CallContext = context.requestId === undefined ? {} : { requestId: context.requestId };
+    // The upstream work stops when every caller waiting on it has gone away, not when the first
+    // one does: the others that joined it still want the answer.
+    const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
+    callers.join(context.signal);
+    const upstream: CallContext = { ...context, signal: callers.signal };
     const result = this.#startShared(caller, input, key === null ? null : `idem:${flight}`, flight, params, upstream).finally(() =>
       this.#inFlight.delete(flight),
     );
-    this.#inFlight.set(flight, { params, result });
+    this.#inFlight.set(flight, { params, result, callers });
     return result;
   }
 
@@ -121,6 +124,44 @@ export class GuardedVerification {
     const expiresAt = new Date(stored.handoff.expiresAt);
     if (expiresAt.getTime() <= this.now()) return null;
     return { ...stored.handoff, expiresAt, reused: true };
+  }
+}
+
+/** An abort signal that fires once every caller who joined has gone away (never, if one cannot). */
+class Callers {
+  readonly #controller = new AbortController();
+  #waiting = 0;
+  #unbounded = false;
+
+  constructor(private readonly onLeave: (waiting: number) => void) {}
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  join(signal: AbortSignal | undefined): void {
+    if (signal === undefined) {
+      this.#unbounded = true;
+      return;
+    }
+    if (signal.aborted) {
+      this.#settle(signal);
+      return;
+    }
+    this.#waiting += 1;
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.#waiting -= 1;
+        this.onLeave(this.#waiting);
+        this.#settle(signal);
+      },
+      { once: true },
+    );
+  }
+
+  #settle(signal: AbortSignal): void {
+    if (this.#waiting === 0 && !this.#unbounded) this.#controller.abort(signal.reason);
   }
 }
 

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import { errorOf, eventually, gate, handoffOf, JOINED, logCount } from './support/duplicates.js';
 import { FLOWS, startFlowStack } from './support/flows.js';
-import { startStack, type TestStack } from './support/stack.js';
+import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
 /** Issue 5 on one instance with the in-process state (no REDIS_URL). */
+const LEFT = 'a caller waiting on a start went away';
+
 describe('duplicate protection, in process', () => {
   let stack: TestStack;
   beforeAll(async () => {
@@ -60,13 +63,14 @@ describe('duplicate protection, in process', () => {
   it('does not let a failed attempt poison the key: a retry after IDV_UNAVAILABLE starts the session', async () => {
     const token = await stack.token('retry-user');
     const key = randomUUID();
-    stack.emulator.inject('device', { kind: 'status', status: 503 });
+    // The session call is never retried inside the gateway (it may have started a session).
+    stack.emulator.inject('session', { kind: 'status', status: 503 });
     const failed = errorOf(await stack.startVerification({ token, idempotencyKey: key }));
     expect(failed.extensions).toMatchObject({ code: 'IDV_UNAVAILABLE', retryable: true });
     const retried = handoffOf(await stack.startVerification({ token, idempotencyKey: key }));
     expect(retried.reused).toBe(false);
     expect(handoffOf(await stack.startVerification({ token, idempotencyKey: key }))).toEqual({ ...retried, reused: true });
-    expect(stack.emulator.callCount('session')).toBe(1);
+    expect(stack.emulator.callCount('session')).toBe(2);
   });
 
   it.each([
@@ -119,6 +123,28 @@ describe('duplicate protection, in process', () => {
     }
     expect(stack.emulator.callCount('session')).toBe(1);
     expect(handoffOf(await stack.startVerification({ token })).reused).toBe(false);
+  });
+
+  it('finishes the upstream work for a double tap whose first request went away', async () => {
+    const token = await stack.token('leaving-tapper');
+    const joinedBefore = logCount(stack, JOINED);
+    const leftBefore = logCount(stack, LEFT);
+    const held = gate();
+    stack.emulator.inject('device', { kind: 'hold', until: held.until });
+    const leaver = http.request(stack.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+    leaver.on('error', () => undefined);
+    leaver.end(JSON.stringify({ query: START_VERIFICATION }));
+    await eventually(() => stack.emulator.callCount('device') === 1, 'the device call');
+    const stayer = stack.startVerification({ token });
+    await eventually(() => logCount(stack, JOINED) - joinedBefore === 1, 'the second tap to join');
+    leaver.destroy();
+    // The gateway has seen the first caller leave; the work goes on for the second.
+    await eventually(() => logCount(stack, LEFT) - leftBefore === 1, 'the first request to be seen leaving');
+    held.open();
+    const handoff = handoffOf(await stayer);
+    expect(handoff.reused).toBe(true);
+    expect(stack.emulator.callCount('session')).toBe(1);
+    expect(stack.emulator.sessions.get(handoff.sessionId)?.metadata).toEqual({ externalUserId: 'leaving-tapper' });
   });
 
   it('keeps requests that are not concurrent, or not identical, apart', async () => {

@@ -78,7 +78,8 @@ describe('bulkhead', () => {
     const stack = await startStack({ IDV_MAX_CONCURRENCY: '1', IDV_MAX_QUEUE: '10', IDV_QUEUE_WAIT_MS: '100' });
     try {
       stack.emulator.inject('device', { kind: 'delay', ms: 600 }, Infinity);
-      const responses = await Promise.all(Array.from({ length: 3 }, () => stack.startVerification()));
+      // Three callers: one caller's identical concurrent requests would be joined into one (single flight).
+      const responses = await Promise.all(Array.from({ length: 3 }, async (_, i) => stack.startVerification({ token: await stack.token(`queued-${i}`) })));
       const codes = responses.map((response) => response.body.errors?.[0]?.extensions.code ?? 'OK');
       expect(codes.sort()).toEqual(['IDV_UNAVAILABLE', 'IDV_UNAVAILABLE', 'OK']);
       expect(stack.emulator.callCount('device')).toBe(1);
