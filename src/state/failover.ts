@@ -55,6 +55,10 @@ export class FailoverState implements SharedState {
     this.#probe.unref();
   }
 
+  get shared(): boolean {
+    return !this.#degraded;
+  }
+
   get usingRedis(): boolean {
     return !this.#degraded;
   }

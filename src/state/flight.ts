@@ -47,6 +47,8 @@ export class SharedFlights {
    * `onFollow` is called each time this caller starts waiting on another's work (for logs).
    */
   async run(key: string, onFollow: () => void, work: () => Promise<string>): Promise<{ value: string; led: boolean }> {
+    // Nobody else can see this state: no one to coordinate with beyond this process's own join.
+    if (!this.state.shared) return { value: await work(), led: true };
     const deadline = Date.now() + this.settings.maxWaitMs;
     for (;;) {
       const nonce = randomBytes(16).toString('base64url');

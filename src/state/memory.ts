@@ -15,6 +15,7 @@ const SWEEP_INTERVAL_MS = 30_000;
  * handoffs a caller can make).
  */
 export class MemoryState implements SharedState {
+  readonly shared = false;
   readonly #entries = new Map<string, Entry>();
   readonly #limiter: RateLimiterMemory | null;
   readonly #sweeper: NodeJS.Timeout;

@@ -44,6 +44,7 @@ export function connectRedis(url: string): Redis {
 
 /** Shared state on Redis, every key under `prefix`, values expiring with PX. */
 export class RedisState implements SharedState {
+  readonly shared = true;
   readonly #commands: LeaseCommands;
   readonly #limiter: RateLimiterRedis | null;
 

@@ -12,6 +12,12 @@ export type LimitDecision = { readonly allowed: true } | { readonly allowed: fal
 
 export interface SharedState {
   /**
+   * Whether other gateway processes see this state (Redis, while it answers). When not, leases
+   * and flight results would only ever be read by this process, which joins its own identical
+   * requests without them (see ../idempotency.ts), so SharedFlights skips them.
+   */
+  readonly shared: boolean;
+  /**
    * Takes the lease on `key` for `owner` (a random nonce) unless someone else holds it. Returns the
    * holder: `owner` itself when taken, the other holder's nonce otherwise.
    */
