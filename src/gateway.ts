@@ -137,7 +137,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     // Reported, never failing readiness: without Redis the gateway degrades to per-instance protection.
     readiness.setDependency('redis', () => {
       const { configured, active } = state.status();
-      return { state: configured === 'memory' ? 'not-configured' : active === 'redis' ? 'ok' : 'unreachable', active };
+      return { state: configured === 'memory' ? 'not-configured' : active === 'redis' ? 'up' : 'down' };
     });
     const verification = new GuardedVerification(
       new VerificationService(flows, { workflows: target.workflows }, guard),

@@ -26,6 +26,15 @@ export interface StartedVerification extends IssuedHandoff {
   readonly reused: boolean;
 }
 
+/** What the guard reports, for metrics: refusals by the limit, and answers given without a new session. */
+export interface DuplicateEvents {
+  rateLimited(): void;
+  /** `key`: an idempotency-key replay; `in_flight`: a request that joined an identical one in flight. */
+  replayed(kind: 'key' | 'in_flight'): void;
+}
+
+const NO_EVENTS: DuplicateEvents = { rateLimited: () => {}, replayed: () => {} };
+
 export interface GuardedInput extends VerificationInput {
   readonly idempotencyKey?: string | null;
 }
@@ -48,6 +57,7 @@ export class GuardedVerification {
     private readonly state: SharedState,
     private readonly flights: SharedFlights,
     private readonly logger: Logger,
+    private readonly events: DuplicateEvents = NO_EVENTS,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -71,7 +81,9 @@ export class GuardedVerification {
       if (joined.params !== params) throw keyReused();
       joined.callers.join(context.signal);
       this.logger.debug({ requestId: context.requestId, idempotencyKey: key !== null }, 'joined an identical start in flight on this instance');
-      return { ...(await joined.result), reused: true };
+      const shared = await joined.result;
+      this.events.replayed('in_flight');
+      return { ...shared, reused: true };
     }
     // The upstream work stops when every caller waiting on it has gone away, not when the first
     // one does: the others that joined it still want the answer.
@@ -95,14 +107,23 @@ export class GuardedVerification {
   ): Promise<StartedVerification> {
     // A replay needs no lease: read first, the common case for an app's retry.
     const replay = record === null ? null : await this.#replay(record, params);
-    if (replay) return replay;
+    if (replay) {
+      this.events.replayed('key');
+      return replay;
+    }
     const follow = () => this.logger.debug({ requestId: context.requestId, idempotencyKey: record !== null }, 'waiting for an identical start in flight on another instance');
     const { value, led } = await this.flights.run(flight, follow, async () => {
       // Again under the lease: another instance may have finished between the read and the claim.
       const late = record === null ? null : await this.#replay(record, params);
-      if (late) return encode(late);
+      if (late) {
+        this.events.replayed('key');
+        return encode(late);
+      }
       const decision = await this.state.consume(digest('caller', caller.userId));
-      if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
+      if (!decision.allowed) {
+        this.events.rateLimited();
+        throw rateLimited(decision.retryAfterMs);
+      }
       const handoff = await this.verification.start(caller, input, context);
       const ttlMs = handoff.expiresAt.getTime() - this.now();
       if (record !== null && ttlMs > 0) {
@@ -112,7 +133,9 @@ export class GuardedVerification {
       return encode({ ...handoff, reused: false });
     });
     const started = decode(value);
-    return led ? started : { ...started, reused: true };
+    if (led) return started;
+    this.events.replayed('in_flight');
+    return { ...started, reused: true };
   }
 
   /** The recorded handoff for this key, if it is still valid; KEY_REUSED if it was for other parameters. */

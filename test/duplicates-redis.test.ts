@@ -66,9 +66,11 @@ describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instan
     a.emulator.resetRecords();
   });
 
-  it('reports Redis as the state in use', () => {
+  it('reports Redis as the state in use, in /readyz and the metrics too', async () => {
     expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
     expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
+    expect(await readyz(a)).toEqual({ status: 200, redis: { state: 'up' } });
+    expect(await redisAvailable(b)).toBe('1');
   });
 
   it('replays a key on the other instance, and refuses it there with other parameters', async () => {
@@ -195,6 +197,18 @@ describeWithRedis('the cross-instance single flight, when a leader is gone', () 
   });
 });
 
+async function readyz(stack: TestStack): Promise<{ status: number; redis: unknown }> {
+  const response = await fetch(new URL('/readyz', stack.url));
+  const body = (await response.json()) as { dependencies: { redis: unknown } };
+  return { status: response.status, redis: body.dependencies.redis };
+}
+
+/** The idv_gateway_redis_available sample, as the scrape shows it. */
+async function redisAvailable(stack: TestStack): Promise<string | undefined> {
+  const text = await (await fetch(stack.gateway.metricsUrl)).text();
+  return /^idv_gateway_redis_available (\S+)$/m.exec(text)?.[1];
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -254,6 +268,9 @@ describeWithRedis('a Redis outage mid-run (a redis-server of the test\'s own)', 
     expect(handoffOf(await b.startVerification({ token })).reused).toBe(false);
     expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory' });
     expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory' });
+    // Reported, never failing readiness.
+    expect(await readyz(a)).toEqual({ status: 200, redis: { state: 'down' } });
+    expect(await redisAvailable(a)).toBe('0');
     // Said once, however many requests ran meanwhile.
     const unreachable = 'Redis is unreachable: idempotency, single flight and rate limits now hold per instance only, until it is back';
     handoffOf(await a.startVerification({ token }));
@@ -263,6 +280,8 @@ describeWithRedis('a Redis outage mid-run (a redis-server of the test\'s own)', 
     redis = await startRedisServer(port);
     await eventually(() => a.gateway.sharedState().active === 'redis' && b.gateway.sharedState().active === 'redis', 'both instances to use Redis again');
     expect(logCount(a, 'Redis is reachable again: idempotency, single flight and rate limits hold across instances again')).toBe(1);
+    expect(await readyz(a)).toEqual({ status: 200, redis: { state: 'up' } });
+    expect(await redisAvailable(a)).toBe('1');
 
     const after = handoffOf(await b.startVerification({ token, idempotencyKey: 'after' }));
     expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'after' }))).toEqual({ ...after, reused: true });

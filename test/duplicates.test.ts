@@ -186,6 +186,10 @@ describe('the per-caller limit on new sessions', () => {
     expect(errorOf(await stack.startVerification({ token, idempotencyKey: 'k2', workflow: 'age' })).extensions.code).toBe('RATE_LIMITED');
     // Replays still work at the limit.
     expect(handoffOf(await stack.startVerification({ token, idempotencyKey: 'k1' })).sessionId).toBe(first.sessionId);
+    // Counted for operators: two refusals, two key replays.
+    const metrics = await (await fetch(stack.gateway.metricsUrl)).text();
+    expect(metrics).toMatch(/^idv_gateway_rate_limited_total 2$/m);
+    expect(metrics).toMatch(/^idv_gateway_idempotent_replays_total\{kind="key"\} 2$/m);
   });
 
   it('counts per caller', async () => {

@@ -23,6 +23,7 @@ export class FailoverState implements SharedState {
     private readonly redis: RedisState,
     private readonly memory: MemoryState,
     private readonly logger: Logger,
+    private readonly onChange: (usingRedis: boolean) => void = () => {},
   ) {}
 
   get status(): SharedStateStatus {
@@ -46,6 +47,7 @@ export class FailoverState implements SharedState {
   degrade(cause: unknown): void {
     if (this.#degraded || this.#closed) return;
     this.#degraded = true;
+    this.onChange(false);
     // The error message only: REDIS_URL (with its password) is never part of what is logged.
     this.logger.warn(
       { err: cause instanceof Error ? cause.message : String(cause) },
@@ -71,6 +73,7 @@ export class FailoverState implements SharedState {
     }
     if (!this.#degraded) return;
     this.#degraded = false;
+    this.onChange(true);
     if (this.#probe) clearInterval(this.#probe);
     this.#probe = null;
     this.logger.info('Redis is reachable again: idempotency, single flight and rate limits hold across instances again');

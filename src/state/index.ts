@@ -21,14 +21,22 @@ export interface StateBackend {
 const STARTUP_WAIT_MS = 2000;
 
 /** In-process state, or Redis (REDIS_URL) with the in-process state as its fallback. */
-export async function openState(settings: StateSettings, limit: RateLimitSettings | null, logger: Logger): Promise<StateBackend> {
+export async function openState(
+  settings: StateSettings,
+  limit: RateLimitSettings | null,
+  logger: Logger,
+  /** Called with whether Redis is in use, at start and on every change (the redis_available metric). */
+  onRedisChange: (up: boolean) => void = () => {},
+): Promise<StateBackend> {
   const memory = new MemoryState(limit);
   if (settings.redisUrl === null) {
+    onRedisChange(false);
     return { state: memory, apqCache: undefined, status: () => ({ configured: 'memory', active: 'memory' }), close: () => memory.close() };
   }
   const redis = new RedisState(connectRedis(settings.redisUrl), settings.keyPrefix, limit);
-  const failover = new FailoverState(redis, memory, logger);
+  const failover = new FailoverState(redis, memory, logger, onRedisChange);
   await failover.connect(STARTUP_WAIT_MS);
+  onRedisChange(failover.usingRedis);
   return {
     state: failover,
     apqCache: new ApqCache(redis, failover, `${settings.keyPrefix}apq:`),
