@@ -60,6 +60,8 @@ export function startTarget(spec: TargetSpec, upstreamUrl: string, options: Targ
         IDV_FLOW: spec.flow,
         AUTH_JWT_SECRET: JWT_SECRET,
         LOG_LEVEL: 'info',
+        // One caller sends every request here: the per-caller limit (issue 5) would refuse nearly all.
+        RATE_LIMIT_MAX: '0',
         ...options.env,
       },
       cpu: SERVER_CPU,
