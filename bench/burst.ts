@@ -8,7 +8,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { load } from './load.js';
 import { cpuTimeMs, peakRssMb, resetPeakRss } from './processes.js';
-import { MUTATION, requestHeaders, startTarget, startUpstream } from './setup.js';
+import { MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream } from './setup.js';
 import { percentile } from './stats.js';
 import { markdownTable } from './report.js';
 
@@ -28,24 +28,25 @@ export interface BurstOutcome {
 export async function runBurst(options: { quick: boolean; resultsDir: string }): Promise<void> {
   const size = options.quick ? 1000 : 5000;
   console.log(`\n== burst: ${size} mutations at once, ${UPSTREAM_LATENCY_MS} ms upstream latency, deadline ${DEADLINE_MS} ms`);
-  const headers = await requestHeaders();
+  const headers = REQUEST_HEADERS;
+  const callers = await callerAuthorizations();
   const upstream = await startUpstream(UPSTREAM_LATENCY_MS);
   const gateway = await startTarget({ kind: 'gateway', flow: 'ephemeral' }, upstream.url, { env: { IDV_DEADLINE_MS: String(DEADLINE_MS) } });
   try {
     // A warm process, as in production: the JIT has seen the path before the push arrives.
-    const warm = await load({ url: gateway.url, body: MUTATION, headers, connections: 32, durationSeconds: options.quick ? 1 : 3 });
+    const warm = await load({ url: gateway.url, body: MUTATION, headers, callers, connections: 32, durationSeconds: options.quick ? 1 : 3 });
     console.log(`   warm-up: ${warm.responses} mutations, ${warm.errors} errors`);
     await new Promise((resolve) => setTimeout(resolve, 1000));
 
     resetPeakRss(gateway.pid);
     const cpuBefore = cpuTimeMs(gateway.pid);
     const started = performance.now();
-    const outcomes = await fireAtOnce(gateway.url, headers, size);
+    const outcomes = await fireAtOnce(gateway.url, headers, callers, size);
     const wallMs = performance.now() - started;
     const cpuMs = cpuTimeMs(gateway.pid) - cpuBefore;
     const peak = peakRssMb(gateway.pid);
     const crashed = gateway.exited();
-    const after = crashed ? null : await fireAtOnce(gateway.url, headers, 1);
+    const after = crashed ? null : await fireAtOnce(gateway.url, headers, callers, 1);
 
     const counts = new Map<string, number>();
     for (const { outcome } of outcomes) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
@@ -94,18 +95,18 @@ export async function runBurst(options: { quick: boolean; resultsDir: string }):
 }
 
 /** Opens `count` connections and sends one mutation on each, all from one synchronous loop. */
-function fireAtOnce(url: string, headers: Record<string, string>, count: number): Promise<BurstOutcome[]> {
+function fireAtOnce(url: string, headers: Readonly<Record<string, string>>, callers: readonly string[], count: number): Promise<BurstOutcome[]> {
   const target = new URL(url);
   if (target.hostname !== '127.0.0.1') throw new Error('the burst only targets 127.0.0.1');
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   const body = Buffer.from(MUTATION);
-  const one = () =>
+  const one = (_: unknown, index: number) =>
     new Promise<BurstOutcome>((resolve) => {
       const started = performance.now();
       const done = (outcome: string) => resolve({ outcome, latencyMs: performance.now() - started });
       const req = http.request(
         url,
-        { method: 'POST', agent, headers: { ...headers, 'content-length': String(body.length) }, timeout: DEADLINE_MS + CLIENT_GRACE_MS },
+        { method: 'POST', agent, headers: { ...headers, authorization: callers[index % callers.length] ?? '', 'content-length': String(body.length) }, timeout: DEADLINE_MS + CLIENT_GRACE_MS },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -10,7 +10,9 @@ import { percentile } from './stats.js';
 export interface LoadOptions {
   readonly url: string;
   readonly body: string;
-  readonly headers: Record<string, string>;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Authorization header values sent in turn, one per request. */
+  readonly callers: readonly string[];
   readonly connections: number;
   readonly durationSeconds: number;
   /** Requests per second over all connections; absent: closed loop. */
@@ -40,11 +42,20 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
 
   const latencies: number[] = [];
   const started = performance.now();
+  let next = 0;
   const instance = autocannon({
     url: options.url,
     method: 'POST',
     headers: options.headers,
     body: options.body,
+    requests: [
+      {
+        setupRequest: (request: autocannon.Request) => ({
+          ...request,
+          headers: { ...request.headers, authorization: options.callers[next++ % options.callers.length] },
+        }),
+      },
+    ],
     connections: options.connections,
     duration: options.durationSeconds,
     ...(options.overallRate ? { overallRate: options.overallRate } : {}),

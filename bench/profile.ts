@@ -7,20 +7,21 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderSummary, summarizeProfile, type CpuProfile } from './cpuprofile.js';
 import { load } from './load.js';
-import { MUTATION, requestHeaders, startTarget, startUpstream } from './setup.js';
+import { MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream } from './setup.js';
 
 export async function runProfile(options: { seconds: number; warmupSeconds: number; connections: number; resultsDir: string }): Promise<void> {
   const dir = join(options.resultsDir, 'profiles');
   mkdirSync(dir, { recursive: true });
   const startedAt = Date.now();
   console.log(`\n== profile: the gateway under closed-loop load (${options.connections} connections) for ${options.seconds} s after ${options.warmupSeconds} s`);
-  const headers = await requestHeaders();
+  const headers = REQUEST_HEADERS;
+  const callers = await callerAuthorizations();
   const upstream = await startUpstream(0);
   const gateway = await startTarget({ kind: 'gateway', flow: 'ephemeral' }, upstream.url, {
     nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'],
   });
   try {
-    const run = (seconds: number) => load({ url: gateway.url, body: MUTATION, headers, connections: options.connections, durationSeconds: seconds });
+    const run = (seconds: number) => load({ url: gateway.url, body: MUTATION, headers, callers, connections: options.connections, durationSeconds: seconds });
     if (options.warmupSeconds > 0) await run(options.warmupSeconds);
     const result = await run(options.seconds);
     console.log(`   ${result.perSecond.toFixed(0)} mutations/s, ${result.errors} errors`);

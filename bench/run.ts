@@ -25,7 +25,7 @@ import {
   type ScenarioResult,
   type TargetResult,
 } from './report.js';
-import { CLIENT_CPU, MUTATION, requestHeaders, startTarget, startUpstream, targetName, type TargetSpec } from './setup.js';
+import { CLIENT_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetSpec } from './setup.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,7 +72,7 @@ interface ScenarioPlan {
   readonly specs: readonly TargetSpec[];
 }
 
-async function runScenario(plan: ScenarioPlan, headers: Record<string, string>): Promise<ScenarioResult> {
+async function runScenario(plan: ScenarioPlan, headers: Readonly<Record<string, string>>, callers: readonly string[]): Promise<ScenarioResult> {
   console.log(`\n== ${plan.name}: ${plan.description}`);
   const upstream = await startUpstream(plan.upstreamLatencyMs);
   const services: Service[] = [];
@@ -83,6 +83,7 @@ async function runScenario(plan: ScenarioPlan, headers: Record<string, string>):
         url: service.url,
         body: MUTATION,
         headers,
+        callers,
         connections: plan.connections,
         durationSeconds: seconds,
         ...(plan.overallRate ? { overallRate: plan.overallRate } : {}),
@@ -140,7 +141,8 @@ async function main(): Promise<void> {
   if (args.profile) return runProfile({ seconds: settings.durationSeconds, warmupSeconds: settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
   console.log(`rounds ${settings.rounds}, ${settings.durationSeconds} s each after ${settings.warmupSeconds} s warm-up per target`);
 
-  const headers = await requestHeaders();
+  const headers = REQUEST_HEADERS;
+  const callers = await callerAuthorizations();
   const ephemeral = (['gateway', 'got', 'undici'] as const).map((kind) => ({ kind, flow: 'ephemeral' as const }));
   const allPlans: ScenarioPlan[] = [
     {
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
   const plans = allPlans.filter((plan) => !args.only || plan.name === args.only);
 
   const scenarios: ScenarioResult[] = [];
-  for (const plan of plans) scenarios.push(await runScenario(plan, headers));
+  for (const plan of plans) scenarios.push(await runScenario(plan, headers, callers));
 
   console.log('');
   for (const scenario of scenarios) console.log(`${renderTable(scenario)}\n`);

@@ -60,7 +60,8 @@ export function startTarget(spec: TargetSpec, upstreamUrl: string, options: Targ
         IDV_FLOW: spec.flow,
         AUTH_JWT_SECRET: JWT_SECRET,
         LOG_LEVEL: 'info',
-        // One caller sends every request here: the per-caller limit (issue 5) would refuse nearly all.
+        // A few thousand callers send every request here, each far more than the per-caller limit
+        // (5 per 10 minutes) allows: with it on, the gateway would mostly answer RATE_LIMITED.
         RATE_LIMIT_MAX: '0',
         ...options.env,
       },
@@ -91,6 +92,13 @@ export function userToken(userId = 'bench-user'): Promise<string> {
     .sign(new TextEncoder().encode(JWT_SECRET));
 }
 
-export async function requestHeaders(): Promise<Record<string, string>> {
-  return { 'content-type': 'application/json', authorization: `Bearer ${await userToken()}` };
+export const REQUEST_HEADERS: Readonly<Record<string, string>> = { 'content-type': 'application/json' };
+
+/**
+ * Authorization headers of distinct callers, used in turn: the gateway joins concurrent identical
+ * requests of one caller into one upstream session (single flight) and limits each caller, so one
+ * caller sending everything would measure the gateway doing less than one session per request.
+ */
+export function callerAuthorizations(count = 2000): Promise<string[]> {
+  return Promise.all(Array.from({ length: count }, async (_, i) => `Bearer ${await userToken(`bench-user-${i}`)}`));
 }
