@@ -17,7 +17,7 @@ import { GatewayMetrics } from './metrics.js';
 import { startAdminServer } from './ops-http.js';
 import { recordUpstreamCall } from './request-scope.js';
 import { createServer } from './server.js';
-import { SharedFlights } from './state/flight.js';
+import { flightSettingsFor, SharedFlights } from './state/flight.js';
 import { openState, type SharedStateStatus } from './state/index.js';
 import { VerificationService } from './verification.js';
 
@@ -142,7 +142,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     const verification = new GuardedVerification(
       new VerificationService(flows, { workflows: target.workflows }, guard),
       state.state,
-      new SharedFlights(state.state),
+      new SharedFlights(state.state, flightSettingsFor(idv.resilience.deadlineMs)),
       logger.child({ component: 'duplicates' }),
       { rateLimited: () => metrics.rateLimited(), replayed: (kind) => metrics.idempotentReplay(kind) },
     );

@@ -142,7 +142,7 @@ export class GuardedVerification {
   async #replay(record: string, params: string): Promise<StartedVerification | null> {
     const [raw] = await this.state.read([record]);
     if (raw == null) return null;
-    const stored = JSON.parse(raw) as StoredRecord;
+    const stored = parseStored<StoredRecord>(raw);
     if (stored.params !== params) throw keyReused();
     const expiresAt = new Date(stored.handoff.expiresAt);
     if (expiresAt.getTime() <= this.now()) return null;
@@ -222,11 +222,23 @@ function rateLimited(retryAfterMs: number) {
   });
 }
 
+/**
+ * A stored record; a corrupt one is reported without quoting it: JSON.parse's message would, and
+ * the record holds handoff URLs, which must not reach a log line.
+ */
+function parseStored<T>(stored: string): T {
+  try {
+    return JSON.parse(stored) as T;
+  } catch {
+    throw new Error('a stored idempotency record is not valid JSON');
+  }
+}
+
 function encode(started: StartedVerification): string {
   return JSON.stringify({ ...started, expiresAt: started.expiresAt.toISOString() });
 }
 
 function decode(value: string): StartedVerification {
-  const parsed = JSON.parse(value) as Omit<StartedVerification, 'expiresAt'> & { expiresAt: string };
+  const parsed = parseStored<Omit<StartedVerification, 'expiresAt'> & { expiresAt: string }>(value);
   return { ...parsed, expiresAt: new Date(parsed.expiresAt) };
 }

@@ -16,7 +16,19 @@ export interface FlightSettings {
   readonly resultTtlMs: number;
 }
 
-export const DEFAULT_FLIGHT_SETTINGS: FlightSettings = { leaseMs: 10_000, maxWaitMs: 60_000, resultTtlMs: 60_000 };
+const DEFAULT_FLIGHT_SETTINGS: FlightSettings = { leaseMs: 10_000, maxWaitMs: 60_000, resultTtlMs: 60_000 };
+
+/**
+ * Settings that fit a mutation deadline: a lease that outlives the leader's whole upstream work
+ * even if no renewal reaches Redis (so no other instance can take over while it works), and
+ * followers that wait no longer than that work can take.
+ */
+export function flightSettingsFor(deadlineMs: number): FlightSettings {
+  const leaseMs = Math.max(DEFAULT_FLIGHT_SETTINGS.leaseMs, deadlineMs + 2000);
+  return { leaseMs, maxWaitMs: leaseMs, resultTtlMs: DEFAULT_FLIGHT_SETTINGS.resultTtlMs };
+}
+
+const UNAVAILABLE_MESSAGE = 'The identity verification service is temporarily unavailable. Retry in a moment.';
 
 /** What a follower gets back from the leader: its value, or the client error it answered with. */
 type Outcome = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly message: string; readonly extensions: Record<string, unknown> };
@@ -51,6 +63,9 @@ export class SharedFlights {
     if (!this.state.shared) return { value: await work(), led: true };
     const deadline = Date.now() + this.settings.maxWaitMs;
     for (;;) {
+      // Shared state lost while following (Redis down): the leader elsewhere may still be at
+      // work, and leading here, on state no one else sees, could start a second session.
+      if (!this.state.shared) throw gatewayError(ErrorCode.IDV_UNAVAILABLE, UNAVAILABLE_MESSAGE);
       const nonce = randomBytes(16).toString('base64url');
       const holder = await this.state.claim(`lock:${key}`, nonce, this.settings.leaseMs);
       if (holder === nonce) return { value: await this.#lead(key, nonce, work), led: true };
@@ -88,14 +103,21 @@ export class SharedFlights {
     let pause = FIRST_POLL_MS;
     for (;;) {
       const [result = null, lease = null] = await this.state.read([`result:${holder}`, `lock:${key}`]);
-      if (result !== null) return JSON.parse(result) as Outcome;
+      if (result !== null) return parseOutcome(result);
+      if (!this.state.shared || Date.now() > deadline) throw gatewayError(ErrorCode.IDV_UNAVAILABLE, UNAVAILABLE_MESSAGE);
       if (lease !== holder) return null;
-      if (Date.now() > deadline) {
-        throw gatewayError(ErrorCode.IDV_UNAVAILABLE, 'The identity verification service is temporarily unavailable. Retry in a moment.');
-      }
       await sleep(pause);
       pause = Math.min(MAX_POLL_MS, pause * 2);
     }
+  }
+}
+
+/** A stored outcome; a corrupt one is reported without quoting it (it may hold a handoff URL). */
+function parseOutcome(stored: string): Outcome {
+  try {
+    return JSON.parse(stored) as Outcome;
+  } catch {
+    throw new Error('a stored single-flight outcome is not valid JSON');
   }
 }
 
