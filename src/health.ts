@@ -44,9 +44,8 @@ export class Readiness {
   }
 
   /**
-   * Adds or replaces what /readyz says about a dependency. The gateway registers `idv`, and
-   * placeholders for `circuitBreaker` and `redis` that the resilience and shared-state features
-   * replace with their own reporters.
+   * Adds or replaces what /readyz says about a dependency: the gateway registers `idv`,
+   * `circuitBreaker`, `bulkhead` and `redis`.
    */
   setDependency(name: string, reporter: DependencyReporter): void {
     this.#dependencies.set(name, reporter);

@@ -123,7 +123,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       // Bearer tokens, not cookies: credentials are never allowed cross-origin.
       origin: options.http.corsOrigins === '*' ? '*' : [...options.http.corsOrigins],
       methods: ['GET', 'POST'],
-      allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'apollo-require-preflight', 'apollographql-client-name', 'apollographql-client-version'],
+      allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'apollo-require-preflight', 'x-apollo-operation-name', 'apollographql-client-name', 'apollographql-client-version'],
       exposedHeaders: ['x-request-id'],
       maxAge: 600,
     }),

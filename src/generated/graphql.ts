@@ -21,11 +21,11 @@ export type Scalars = {
  */
 export type Handoff = {
   __typename?: 'Handoff';
-  /** Link to open on a phone or show as a QR code on a desktop: {public}/capture?url=<encoded mobileUrl>. */
+  /** Link to open on a phone or show as a QR code on a desktop: {public}/capture?url=<encoded mobileUrl>. With IDV_FLOW=deeplink, {public} is the origin of the platform's own mobile URL. */
   captureUrl: Scalars['String']['output'];
   /** When the token inside the URLs stops working (ISO 8601). */
   expiresAt: Scalars['DateTime']['output'];
-  /** What the IDV mobile SDKs and web component take: {public}/mobile?authorization=…&sessionId=… */
+  /** What the IDV mobile SDKs and web component take: {public}/mobile?authorization=…&sessionId=… With IDV_FLOW=deeplink, the URL the platform returned, exactly. */
   mobileUrl: Scalars['String']['output'];
   /**
    * A QR code of `captureUrl`, as an SVG document, for a desktop to show so that a phone can scan it and continue there.

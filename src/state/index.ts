@@ -39,7 +39,8 @@ export async function openState(
   onRedisChange(failover.usingRedis);
   return {
     state: failover,
-    apqCache: new ApqCache(redis, failover, `${settings.keyPrefix}apq:`),
+    // Apollo's own keys already start with `apq:`.
+    apqCache: new ApqCache(redis, failover, settings.keyPrefix),
     status: () => failover.status,
     close: () => failover.close(),
   };
