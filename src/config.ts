@@ -176,7 +176,7 @@ function baseUrl(env: Env, name: string): string | null {
     throw new ConfigError(`${name} must use http or https (got "${url.protocol}")`);
   }
   if (url.username || url.password) {
-    throw new ConfigError(`${name} must not contain credentials; put the API key in IDV_API_KEY`);
+    throw new ConfigError(`${name} must not contain credentials${name.startsWith('IDV_') ? '; put the API key in IDV_API_KEY' : ''}`);
   }
   if (url.search || url.hash) {
     throw new ConfigError(`${name} must not have a query string or fragment`);

@@ -1,14 +1,6 @@
 import http from 'node:http';
+import { eventually } from './support/duplicates.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('circuit breaker', () => {
   let stack: TestStack;
@@ -40,7 +32,7 @@ describe('circuit breaker', () => {
 
     // The platform recovers; after the cool-down one call probes it and closes the circuit.
     stack.emulator.clearFaults();
-    await until(async () => (await stack.startVerification()).body.data?.startVerification !== undefined, 'the circuit to close');
+    await eventually(async () => (await stack.startVerification()).body.data?.startVerification !== undefined, 'the circuit to close');
     expect(stack.gateway.upstream().breaker).toBe('closed');
     expect(stack.emulator.callCount('device')).toBe(4);
     const after = await Promise.all(Array.from({ length: 5 }, () => stack.startVerification()));
@@ -100,9 +92,9 @@ describe('a caller who goes away', () => {
       });
       request.on('error', () => undefined);
       request.end(JSON.stringify({ query: START_VERIFICATION }));
-      await until(() => stack.emulator.callCount('device') === 1, 'the device call');
+      await eventually(() => stack.emulator.callCount('device') === 1, 'the device call');
       request.destroy();
-      await until(() => stack.logs.some((line) => line.includes('caller went away')), 'the abort to be logged');
+      await eventually(() => stack.logs.some((line) => line.includes('caller went away')), 'the abort to be logged');
       // Past the point the device call would have answered: no session was started for nobody.
       await new Promise((resolve) => setTimeout(resolve, 600));
       expect(stack.emulator.callCount('session')).toBe(0);
