@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { errorOf, eventually, gate, handoffOf, JOINED, logCount } from './support/duplicates.js';
+import { errorOf, eventually, gate, handoffOf, JOINED, logCount, expectOneSession } from './support/duplicates.js';
 import { FLOWS, startFlowStack } from './support/flows.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
@@ -102,11 +102,7 @@ describe('duplicate protection, in process', () => {
     // Hold the one upstream call until all 49 others have joined it, so they are truly concurrent.
     await eventually(() => logCount(stack, JOINED) - joinedBefore === 49, '49 requests to join the one in flight');
     held.open();
-    const handoffs = (await responses).map(handoffOf);
-    expect(new Set(handoffs.map((handoff) => handoff.sessionId)).size).toBe(1);
-    expect(handoffs.filter((handoff) => !handoff.reused)).toHaveLength(1);
-    expect(stack.emulator.callCount('device')).toBe(1);
-    expect(stack.emulator.callCount('session')).toBe(1);
+    expectOneSession(await responses, stack.emulator);
   });
 
   it('gives a failure to everyone who joined it, and the next tap tries again', async () => {

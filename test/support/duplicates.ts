@@ -1,3 +1,4 @@
+import type { IdvEmulator } from '../../src/emulator/index.js';
 import type { GraphQLResponse, TestStack } from './stack.js';
 
 /** Waits until `condition` holds, polling; fails after `timeoutMs` (a bound, never an assertion on timing). */
@@ -34,4 +35,13 @@ export function handoffOf(response: GraphQLResponse) {
 export function errorOf(response: GraphQLResponse) {
   if (!response.body?.errors?.[0]) throw new Error(`expected an error, got ${response.text}`);
   return response.body.errors[0] as { message: string; extensions: Record<string, unknown> };
+}
+
+/** Every response is the same handoff, new to exactly one of them, from one device and one session call. */
+export function expectOneSession(responses: readonly GraphQLResponse[], emulator: IdvEmulator): void {
+  const handoffs = responses.map(handoffOf);
+  expect(new Set(handoffs.map((handoff) => handoff.sessionId)).size).toBe(1);
+  expect(handoffs.filter((handoff) => !handoff.reused)).toHaveLength(1);
+  expect(emulator.callCount('device')).toBe(1);
+  expect(emulator.callCount('session')).toBe(1);
 }
