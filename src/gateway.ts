@@ -168,6 +168,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       http: config.http,
       limits: config.limits,
       logUserIds: config.logUserIds,
+      // As many as the bulkhead can work on or queue: the rest would only be refused there, dearer.
+      admissionLimit: idv.resilience.maxConcurrency + idv.resilience.maxQueue,
       logger,
       authenticate,
       verification,

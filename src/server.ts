@@ -13,6 +13,7 @@ import type { HttpSettings, OperationLimits } from './config.js';
 import type { GatewayContext } from './context.js';
 import { demoRouter, type DemoOptions } from './demo.js';
 import { HttpDrain, type DrainResult } from './drain.js';
+import { admission } from './admission.js';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   readonly http: HttpSettings;
   readonly limits: OperationLimits;
   readonly logUserIds: boolean;
+  /** GraphQL requests in progress beyond which new ones are refused at the door (see admission.ts). */
+  readonly admissionLimit: number;
   readonly logger: Logger;
   readonly authenticate: Authenticate;
   readonly metrics: GatewayMetrics;
@@ -132,6 +135,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       res.setHeader('cache-control', 'no-store');
       next();
     },
+    admission(options.admissionLimit),
     express.json({ limit: options.http.bodyLimitBytes }),
     reenterRequestScope(),
     expressMiddleware(apollo, {

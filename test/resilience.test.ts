@@ -66,6 +66,31 @@ describe('bulkhead', () => {
     }
   });
 
+  it('refuses at the door, with 503 and before any GraphQL work, what it could not even queue', async () => {
+    const stack = await startStack({ IDV_MAX_CONCURRENCY: '1', IDV_MAX_QUEUE: '1', IDV_QUEUE_WAIT_MS: '5000' });
+    try {
+      stack.emulator.inject('device', { kind: 'delay', ms: 300 }, Infinity);
+      const tokens = await Promise.all(Array.from({ length: 6 }, (_, i) => stack.token(`door-${i}`)));
+      const responses = await Promise.all(tokens.map((token) => stack.startVerification({ token })));
+      const handoffs = responses.filter((response) => response.body.data?.startVerification);
+      const shed = responses.filter((response) => response.status === 503);
+      expect(handoffs).toHaveLength(2);
+      expect(shed).toHaveLength(4);
+      for (const response of shed) {
+        expect(response.body).toEqual({
+          errors: [{ message: expect.any(String), extensions: { code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 1 } }],
+        });
+        expect(response.headers.get('retry-after')).toBe('1');
+        expect(response.headers.get('cache-control')).toBe('no-store');
+      }
+      expect(stack.emulator.callCount('device')).toBe(2);
+      // Every admitted request gave its place back.
+      expect((await stack.startVerification()).body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('gives up on a queue slot after IDV_QUEUE_WAIT_MS', async () => {
     const stack = await startStack({ IDV_MAX_CONCURRENCY: '1', IDV_MAX_QUEUE: '10', IDV_QUEUE_WAIT_MS: '100' });
     try {
