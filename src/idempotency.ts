@@ -17,6 +17,7 @@ import type { Caller } from './auth.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { CallContext } from './idv/platform.js';
 import type { SharedFlights } from './state/flight.js';
+import { Sealer } from './state/seal.js';
 import type { SharedState } from './state/store.js';
 import type { FlowStatus } from './flows.js';
 import type { IssuedHandoff, VerificationInput, VerificationService } from './verification.js';
@@ -43,10 +44,10 @@ export interface GuardedInput extends VerificationInput {
 // "order-123:attempt") are made of, and safe to hash and to show in a message.
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 
-/** What an idempotency record holds: a digest of the parameters, and the handoff to give back. */
+/** What an idempotency record holds: a digest of the parameters, and the handoff to give back, sealed. */
 interface StoredRecord {
   readonly params: string;
-  readonly handoff: Omit<IssuedHandoff, 'expiresAt'> & { readonly expiresAt: string };
+  readonly handoff: string;
 }
 
 export class GuardedVerification {
@@ -75,6 +76,7 @@ export class GuardedVerification {
     const params = digest('params', resolved.workflow, resolved.locale ?? '');
     // Scoped to the caller: the user id is part of every flight and record name.
     const flight = key === null ? digest('tap', caller.userId, params) : digest('key', caller.userId, key);
+    const sealer = key === null ? new Sealer('tap', caller.userId, params) : new Sealer('key', caller.userId, key);
 
     const joined = this.#inFlight.get(flight);
     if (joined) {
@@ -90,7 +92,7 @@ export class GuardedVerification {
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
     callers.join(context.signal);
     const upstream: CallContext = { ...context, signal: callers.signal };
-    const result = this.#startShared(caller, input, key === null ? null : `idem:${flight}`, flight, params, upstream).finally(() =>
+    const result = this.#startShared(caller, input, key === null ? null : `idem:${flight}`, flight, params, sealer, upstream).finally(() =>
       this.#inFlight.delete(flight),
     );
     this.#inFlight.set(flight, { params, result, callers });
@@ -103,10 +105,11 @@ export class GuardedVerification {
     record: string | null,
     flight: string,
     params: string,
+    sealer: Sealer,
     context: CallContext,
   ): Promise<StartedVerification> {
     // A replay needs no lease: read first, the common case for an app's retry.
-    const replay = record === null ? null : await this.#replay(record, params);
+    const replay = record === null ? null : await this.#replay(record, params, sealer);
     if (replay) {
       this.events.replayed('key');
       return replay;
@@ -114,10 +117,10 @@ export class GuardedVerification {
     const follow = () => this.logger.debug({ requestId: context.requestId, idempotencyKey: record !== null }, 'waiting for an identical start in flight on another instance');
     const { value, led } = await this.flights.run(flight, follow, async () => {
       // Again under the lease: another instance may have finished between the read and the claim.
-      const late = record === null ? null : await this.#replay(record, params);
+      const late = record === null ? null : await this.#replay(record, params, sealer);
       if (late) {
         this.events.replayed('key');
-        return encode(late);
+        return sealer.seal(encode(late));
       }
       const decision = await this.state.consume(digest('caller', caller.userId));
       if (!decision.allowed) {
@@ -127,26 +130,26 @@ export class GuardedVerification {
       const handoff = await this.verification.start(caller, input, context);
       const ttlMs = handoff.expiresAt.getTime() - this.now();
       if (record !== null && ttlMs > 0) {
-        const stored: StoredRecord = { params, handoff: { ...handoff, expiresAt: handoff.expiresAt.toISOString() } };
+        const stored: StoredRecord = { params, handoff: sealer.seal(encode({ ...handoff, reused: true })) };
         await this.state.write(record, JSON.stringify(stored), ttlMs);
       }
-      return encode({ ...handoff, reused: false });
+      return sealer.seal(encode({ ...handoff, reused: false }));
     });
-    const started = decode(value);
+    const started = decode(sealer.open(value));
     if (led) return started;
     this.events.replayed('in_flight');
     return { ...started, reused: true };
   }
 
   /** The recorded handoff for this key, if it is still valid; KEY_REUSED if it was for other parameters. */
-  async #replay(record: string, params: string): Promise<StartedVerification | null> {
+  async #replay(record: string, params: string, sealer: Sealer): Promise<StartedVerification | null> {
     const [raw] = await this.state.read([record]);
     if (raw == null) return null;
     const stored = parseStored<StoredRecord>(raw);
     if (stored.params !== params) throw keyReused();
-    const expiresAt = new Date(stored.handoff.expiresAt);
-    if (expiresAt.getTime() <= this.now()) return null;
-    return { ...stored.handoff, expiresAt, reused: true };
+    const handoff = decode(sealer.open(stored.handoff));
+    if (handoff.expiresAt.getTime() <= this.now()) return null;
+    return { ...handoff, reused: true };
   }
 }
 

@@ -66,6 +66,34 @@ describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instan
     a.emulator.resetRecords();
   });
 
+  it('keeps no handoff, token or key in clear in Redis', async () => {
+    const idempotencyKey = `clear-check-${randomUUID()}`;
+    const first = handoffOf(await a.startVerification({ token: await a.token('sealed-user'), idempotencyKey }));
+    const replay = handoffOf(await b.startVerification({ token: await b.token('sealed-user'), idempotencyKey }));
+    expect(replay).toMatchObject({ sessionId: first.sessionId, mobileUrl: first.mobileUrl, reused: true });
+    const token = a.emulator.sessions.get(first.sessionId)?.token ?? 'missing';
+    const client = new Redis(REDIS_URL ?? '');
+    const stored: string[] = [];
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        cursor = next;
+        for (const key of keys) {
+          stored.push(key);
+          if ((await client.type(key)) === 'string') stored.push((await client.get(key)) ?? '');
+        }
+      } while (cursor !== '0');
+    } finally {
+      client.disconnect();
+    }
+    const everything = stored.join('\n');
+    expect(stored.some((entry) => entry.includes('idem:'))).toBe(true);
+    for (const secret of [token.replace(/^Token /, ''), first.sessionId, 'sealed-user', idempotencyKey, 'mobile?authorization']) {
+      expect(everything).not.toContain(secret);
+    }
+  });
+
   it('reports Redis as the state in use, in /readyz and the metrics too', async () => {
     expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
     expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
