@@ -10,7 +10,7 @@ import { Readiness } from './health.js';
 import { IdvApiClient } from './idv/client.js';
 import { IdvHealthProbe } from './idv/health-probe.js';
 import type { UpstreamObserver } from './idv/platform.js';
-import { ResilientIdvPlatform } from './idv/resilient-platform.js';
+import { ResilientIdvPlatform, type BreakerState } from './idv/resilient-platform.js';
 import { UpstreamGuard } from './idv/upstream-guard.js';
 import { GuardedVerification } from './idempotency.js';
 import { GatewayMetrics } from './metrics.js';
@@ -32,7 +32,7 @@ export interface RunningGateway {
   /** The upstream flow configured and in use (IDV_FLOW=auto decides on the first call), for readiness. */
   idvFlow(): FlowStatus;
   /** The circuit breaker's state and the bulkhead's load, for readiness and metrics. */
-  upstream(): { breaker: 'closed' | 'open' | 'half-open'; active: number; queued: number };
+  upstream(): { breaker: BreakerState; active: number; queued: number };
   /**
    * Where idempotency records, in-flight locks and limits live: `active: 'memory'` with
    * `configured: 'redis'` means Redis is unreachable and the guarantees hold per instance until it

@@ -12,6 +12,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { clientErrorCode } from './errors.js';
+import type { BreakerState } from './idv/resilient-platform.js';
 
 const PREFIX = 'idv_gateway_';
 
@@ -25,7 +26,6 @@ export type UpstreamStep = 'device' | 'session' | 'deeplink';
 export type UpstreamStatus = number | { readonly errorCode: string };
 
 /** The circuit breaker's states, as ResilientIdvPlatform names them (an isolated breaker counts as open). */
-export type BreakerState = 'closed' | 'open' | 'half-open';
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
 // Label values in Prometheus' usual snake case.
 const BREAKER_LABEL: Readonly<Record<BreakerState, string>> = { closed: 'closed', open: 'open', 'half-open': 'half_open' };

@@ -31,10 +31,13 @@ const MAX_HONOURED_RETRY_AFTER_MS = 2000;
 // A retry is only worth starting with at least this much of the deadline left.
 const MIN_ATTEMPT_MS = 100;
 
+/** The circuit breaker's state, as readiness and metrics report it. */
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
 export interface ResilienceObserver {
   /** A failed attempt that will be retried. */
   retry?(step: IdvStep): void;
-  breakerState?(state: 'closed' | 'open' | 'half-open'): void;
+  breakerState?(state: BreakerState): void;
 }
 
 /**
@@ -64,7 +67,7 @@ export class ResilientIdvPlatform implements IdvPlatform {
     this.#breaker.onStateChange((state) => this.#onStateChange(state));
   }
 
-  get breakerState(): 'closed' | 'open' | 'half-open' {
+  get breakerState(): BreakerState {
     return stateName(this.#breaker.state);
   }
 
@@ -168,7 +171,7 @@ export class ResilientIdvPlatform implements IdvPlatform {
   }
 }
 
-function stateName(state: CircuitState): 'closed' | 'open' | 'half-open' {
+function stateName(state: CircuitState): BreakerState {
   if (state === CircuitState.Open || state === CircuitState.Isolated) return 'open';
   if (state === CircuitState.HalfOpen) return 'half-open';
   return 'closed';

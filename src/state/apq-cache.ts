@@ -24,7 +24,7 @@ export class ApqCache implements KeyValueCache<string> {
   ) {}
 
   async get(key: string): Promise<string | undefined> {
-    if (this.failover.usingRedis) {
+    if (this.failover.shared) {
       try {
         return (await this.redis.client.get(this.prefix + key)) ?? undefined;
       } catch (error) {
@@ -35,7 +35,7 @@ export class ApqCache implements KeyValueCache<string> {
   }
 
   async set(key: string, value: string, options?: KeyValueCacheSetOptions): Promise<void> {
-    if (this.failover.usingRedis) {
+    if (this.failover.shared) {
       try {
         const ttl = options?.ttl;
         await this.redis.client.set(this.prefix + key, value, 'EX', typeof ttl === 'number' && ttl > 0 ? Math.ceil(ttl) : DEFAULT_TTL_SECONDS);
@@ -48,7 +48,7 @@ export class ApqCache implements KeyValueCache<string> {
   }
 
   async delete(key: string): Promise<boolean | void> {
-    if (this.failover.usingRedis) {
+    if (this.failover.shared) {
       try {
         await this.redis.client.del(this.prefix + key);
         return;

@@ -61,10 +61,6 @@ export class FailoverState implements SharedState {
     return !this.#degraded;
   }
 
-  get usingRedis(): boolean {
-    return !this.#degraded;
-  }
-
   async #tryRecover(): Promise<void> {
     try {
       await this.redis.ping();

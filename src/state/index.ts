@@ -36,7 +36,7 @@ export async function openState(
   const redis = new RedisState(connectRedis(settings.redisUrl), settings.keyPrefix, limit);
   const failover = new FailoverState(redis, memory, logger, onRedisChange);
   await failover.connect(STARTUP_WAIT_MS);
-  onRedisChange(failover.usingRedis);
+  onRedisChange(failover.shared);
   return {
     state: failover,
     // Apollo's own keys already start with `apq:`.
