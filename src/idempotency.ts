@@ -20,7 +20,7 @@ import type { SharedFlights } from './state/flight.js';
 import { Sealer } from './state/seal.js';
 import type { SharedState } from './state/store.js';
 import type { FlowStatus } from './flows.js';
-import type { IssuedHandoff, VerificationInput, VerificationService } from './verification.js';
+import type { IssuedHandoff, ResolvedVerification, VerificationInput, VerificationService } from './verification.js';
 
 export interface StartedVerification extends IssuedHandoff {
   /** True when this is a handoff that already existed (a replay, or a request that joined one in flight). */
@@ -92,7 +92,7 @@ export class GuardedVerification {
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
     callers.join(context.signal);
     const upstream: CallContext = { ...context, signal: callers.signal };
-    const result = this.#startShared(caller, input, key === null ? null : `idem:${flight}`, flight, params, sealer, upstream).finally(() =>
+    const result = this.#startShared(caller, resolved, key === null ? null : `idem:${flight}`, flight, params, sealer, upstream).finally(() =>
       this.#inFlight.delete(flight),
     );
     this.#inFlight.set(flight, { params, result, callers });
@@ -101,7 +101,7 @@ export class GuardedVerification {
 
   async #startShared(
     caller: Caller,
-    input: VerificationInput,
+    resolved: ResolvedVerification,
     record: string | null,
     flight: string,
     params: string,
@@ -127,7 +127,7 @@ export class GuardedVerification {
         this.events.rateLimited();
         throw rateLimited(decision.retryAfterMs);
       }
-      const handoff = await this.verification.start(caller, input, context);
+      const handoff = await this.verification.start(caller, resolved, context);
       const ttlMs = handoff.expiresAt.getTime() - this.now();
       if (record !== null && ttlMs > 0) {
         const stored: StoredRecord = { params, handoff: sealer.seal(encode({ ...handoff, reused: true })) };

@@ -14,6 +14,7 @@ import type { GatewayContext } from './context.js';
 import { demoRouter, type DemoOptions } from './demo.js';
 import { HttpDrain, type DrainResult } from './drain.js';
 import { admission } from './admission.js';
+import { APQ_TTL_SECONDS } from './state/apq-cache.js';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -88,7 +89,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
     allowBatchedHttpRequests: false,
-    ...(options.apqCache ? { persistedQueries: { cache: options.apqCache, ttl: 86_400 } } : {}),
+    ...(options.apqCache ? { persistedQueries: { cache: options.apqCache, ttl: APQ_TTL_SECONDS } } : {}),
     csrfPrevention: true,
     // main.ts owns signal handling (graceful shutdown); Apollo's own handler would re-raise the signal.
     stopOnTerminationSignals: false,

@@ -78,8 +78,9 @@ export class VerificationService {
     return { workflow, workflowId, locale };
   }
 
-  async start(caller: Caller, input: VerificationInput, context: CallContext = {}): Promise<IssuedHandoff> {
-    const { workflow, workflowId, locale } = this.resolve(input);
+  /** Starts a session for input already checked by resolve(). */
+  async start(caller: Caller, resolved: ResolvedVerification, context: CallContext = {}): Promise<IssuedHandoff> {
+    const { workflow, workflowId, locale } = resolved;
     try {
       const request = { workflowId, externalUserId: caller.userId, locale };
       const handoff = await this.guard.run(context, (guarded) => this.flows.start(request, guarded));

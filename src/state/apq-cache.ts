@@ -12,7 +12,8 @@ import type { RedisState } from './redis.js';
  * What is stored: query texts under their SHA-256, nothing about callers.
  */
 /** Without a TTL from Apollo, queries are kept a day, so Redis never fills with abandoned ones. */
-const DEFAULT_TTL_SECONDS = 86_400;
+/** How long a persisted query is kept: the TTL the server gives Apollo, and the fallback here. */
+export const APQ_TTL_SECONDS = 86_400;
 
 export class ApqCache implements KeyValueCache<string> {
   readonly #local = new InMemoryLRUCache<string>();
@@ -38,7 +39,7 @@ export class ApqCache implements KeyValueCache<string> {
     if (this.failover.shared) {
       try {
         const ttl = options?.ttl;
-        await this.redis.client.set(this.prefix + key, value, 'EX', typeof ttl === 'number' && ttl > 0 ? Math.ceil(ttl) : DEFAULT_TTL_SECONDS);
+        await this.redis.client.set(this.prefix + key, value, 'EX', typeof ttl === 'number' && ttl > 0 ? Math.ceil(ttl) : APQ_TTL_SECONDS);
         return;
       } catch (error) {
         this.failover.degrade(error);
