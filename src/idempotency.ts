@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { Caller } from './auth.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { CallContext } from './idv/platform.js';
-import type { SharedFlights } from './state/flight.js';
+import type { FlightCodec, SharedFlights } from './state/flight.js';
 import { Sealer } from './state/seal.js';
 import type { SharedState } from './state/store.js';
 import type { FlowStatus } from './flows.js';
@@ -76,7 +76,6 @@ export class GuardedVerification {
     const params = digest('params', resolved.workflow, resolved.locale ?? '');
     // Scoped to the caller: the user id is part of every flight and record name.
     const flight = key === null ? digest('tap', caller.userId, params) : digest('key', caller.userId, key);
-    const sealer = key === null ? new Sealer('tap', caller.userId, params) : new Sealer('key', caller.userId, key);
 
     const joined = this.#inFlight.get(flight);
     if (joined) {
@@ -92,7 +91,9 @@ export class GuardedVerification {
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
     callers.join(context.signal);
     const upstream: CallContext = { ...context, signal: callers.signal };
-    const result = this.#startShared(caller, resolved, key === null ? null : `idem:${flight}`, flight, params, sealer, upstream).finally(() =>
+    // Sealed with what only this caller's request carries (see seal.ts); made only when something is stored.
+    const seal = () => (key === null ? new Sealer('tap', caller.userId, params) : new Sealer('key', caller.userId, key));
+    const result = this.#startShared(caller, resolved, key === null ? null : `idem:${flight}`, flight, params, seal, upstream).finally(() =>
       this.#inFlight.delete(flight),
     );
     this.#inFlight.set(flight, { params, result, callers });
@@ -105,40 +106,44 @@ export class GuardedVerification {
     record: string | null,
     flight: string,
     params: string,
-    sealer: Sealer,
+    seal: () => Sealer,
     context: CallContext,
   ): Promise<StartedVerification> {
     // A replay needs no lease: read first, the common case for an app's retry.
-    const replay = record === null ? null : await this.#replay(record, params, sealer);
+    const replay = record === null ? null : await this.#replay(record, params, seal());
     if (replay) {
       this.events.replayed('key');
       return replay;
     }
     const follow = () => this.logger.debug({ requestId: context.requestId, idempotencyKey: record !== null }, 'waiting for an identical start in flight on another instance');
-    const { value, led } = await this.flights.run(flight, follow, async () => {
-      // Again under the lease: another instance may have finished between the read and the claim.
-      const late = record === null ? null : await this.#replay(record, params, sealer);
-      if (late) {
-        this.events.replayed('key');
-        return sealer.seal(encode(late));
-      }
-      const decision = await this.state.consume(digest('caller', caller.userId));
-      if (!decision.allowed) {
-        this.events.rateLimited();
-        throw rateLimited(decision.retryAfterMs);
-      }
-      const handoff = await this.verification.start(caller, resolved, context);
-      const ttlMs = handoff.expiresAt.getTime() - this.now();
-      if (record !== null && ttlMs > 0) {
-        const stored: StoredRecord = { params, handoff: sealer.seal(encode({ ...handoff, reused: true })) };
-        await this.state.write(record, JSON.stringify(stored), ttlMs);
-      }
-      return sealer.seal(encode({ ...handoff, reused: false }));
-    });
-    const started = decode(sealer.open(value));
-    if (led) return started;
+    const { value, led } = await this.flights.run(
+      flight,
+      follow,
+      async (): Promise<StartedVerification> => {
+        // Again under the lease: another instance may have finished between the read and the claim.
+        const late = record === null ? null : await this.#replay(record, params, seal());
+        if (late) {
+          this.events.replayed('key');
+          return late;
+        }
+        const decision = await this.state.consume(digest('caller', caller.userId));
+        if (!decision.allowed) {
+          this.events.rateLimited();
+          throw rateLimited(decision.retryAfterMs);
+        }
+        const handoff = await this.verification.start(caller, resolved, context);
+        const ttlMs = handoff.expiresAt.getTime() - this.now();
+        if (record !== null && ttlMs > 0) {
+          const stored: StoredRecord = { params, handoff: seal().seal(encode({ ...handoff, reused: true })) };
+          await this.state.write(record, JSON.stringify(stored), ttlMs);
+        }
+        return { ...handoff, reused: false };
+      },
+      sealedCodec(seal),
+    );
+    if (led) return value;
     this.events.replayed('in_flight');
-    return { ...started, reused: true };
+    return { ...value, reused: true };
   }
 
   /** The recorded handoff for this key, if it is still valid; KEY_REUSED if it was for other parameters. */
@@ -235,6 +240,14 @@ function parseStored<T>(stored: string): T {
   } catch {
     throw new Error('a stored idempotency record is not valid JSON');
   }
+}
+
+/** A handoff as single flight shares it with other instances: sealed, like a stored record. */
+function sealedCodec(seal: () => Sealer): FlightCodec<StartedVerification> {
+  return {
+    encode: (started) => seal().seal(encode(started)),
+    decode: (stored) => decode(seal().open(stored)),
+  };
 }
 
 function encode(started: StartedVerification): string {

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { MemoryState } from '../src/state/memory.js';
 import { SharedFlights } from '../src/state/flight.js';
 import { connectRedis, RedisState } from '../src/state/redis.js';
-import { errorOf, eventually, FOLLOWING, gate, handoffOf, JOINED, logCount, expectOneSession } from './support/duplicates.js';
+import { errorOf, eventually, FOLLOWING, gate, handoffOf, JOINED, logCount, expectOneSession, TEXT } from './support/duplicates.js';
 import { startStack, type TestStack } from './support/stack.js';
 
 const run = promisify(execFile);
@@ -189,7 +189,7 @@ describeWithRedis('the cross-instance single flight, when a leader is gone', () 
     expect(await state.claim('lock:crashed', 'dead-leader', 300)).toBe('dead-leader');
     let followed = 0;
     const flights = new SharedFlights(state, { leaseMs: 300, maxWaitMs: 10_000, resultTtlMs: 10_000 });
-    const outcome = await flights.run('crashed', () => followed++, async () => 'done by the follower');
+    const outcome = await flights.run('crashed', () => followed++, async () => 'done by the follower', TEXT);
     expect(outcome).toEqual({ value: 'done by the follower', led: true });
     expect(followed).toBe(1);
   });
@@ -205,9 +205,9 @@ describeWithRedis('the cross-instance single flight, when a leader is gone', () 
       entered();
       await held.until;
       return 'the leader\'s value';
-    });
+    }, TEXT);
     await leading;
-    const follower = flights.run('finished', () => held.open(), async () => 'not expected');
+    const follower = flights.run('finished', () => held.open(), async () => 'not expected', TEXT);
     expect(await leader).toEqual({ value: 'the leader\'s value', led: true });
     expect(await follower).toEqual({ value: 'the leader\'s value', led: false });
   });
@@ -216,7 +216,7 @@ describeWithRedis('the cross-instance single flight, when a leader is gone', () 
     const memory = new MemoryState(null);
     const flights = new SharedFlights(memory, { leaseMs: 300, maxWaitMs: 10_000, resultTtlMs: 10_000 });
     await memory.claim('lock:held', 'someone', 10_000);
-    expect(await flights.run('held', () => {}, async () => 'mine')).toEqual({ value: 'mine', led: true });
+    expect(await flights.run('held', () => {}, async () => 'mine', TEXT)).toEqual({ value: 'mine', led: true });
     await memory.close();
   });
 });

@@ -1,6 +1,7 @@
 import { flightSettingsFor, SharedFlights } from '../src/state/flight.js';
 import { MemoryState } from '../src/state/memory.js';
 import type { SharedState } from '../src/state/store.js';
+import { TEXT } from './support/duplicates.js';
 
 /**
  * The coordination logic of single flight across instances, on the in-process store standing in
@@ -44,12 +45,12 @@ describe('SharedFlights', () => {
     const leader = a.run('k', () => undefined, () => {
       calls += 1;
       return new Promise<string>((resolve) => (finish = resolve));
-    });
+    }, TEXT);
     let followed = false;
     const follower = b.run('k', () => (followed = true), async () => {
       calls += 1;
       return 'second';
-    });
+    }, TEXT);
     while (!followed) await new Promise((resolve) => setTimeout(resolve, 5));
     finish('handoff');
     expect(await leader).toEqual({ value: 'handoff', led: true });
@@ -62,13 +63,13 @@ describe('SharedFlights', () => {
     const a = new SharedFlights(state, flightSettingsFor(8000));
     const b = new SharedFlights(state, flightSettingsFor(8000));
     let finish!: (value: string) => void;
-    const leader = a.run('k', () => undefined, () => new Promise<string>((resolve) => (finish = resolve)));
+    const leader = a.run('k', () => undefined, () => new Promise<string>((resolve) => (finish = resolve)), TEXT);
     let followed = false;
     let secondWork = false;
     const follower = b.run('k', () => (followed = true), async () => {
       secondWork = true;
       return 'second session';
-    });
+    }, TEXT);
     while (!followed) await new Promise((resolve) => setTimeout(resolve, 5));
     state.lose();
     await expect(follower).rejects.toMatchObject({ extensions: { code: 'IDV_UNAVAILABLE', retryable: true } });

@@ -122,10 +122,10 @@ export class IdvApiClient implements IdvPlatform {
     const started = performance.now();
     const { context } = options;
     // The per-call timeout, cut to what is left of the mutation's deadline.
-    const timeoutMs = context.deadline === undefined ? this.#timeoutMs : Math.min(this.#timeoutMs, context.deadline - Date.now());
-    if (timeoutMs <= 0 || context.signal?.aborted) {
-      throw new IdvError('unavailable', step, 'no time left before the deadline', { cause: abortCause(context.signal) ?? 'deadline', durationMs: 0 });
-    }
+    const leftMs = context.deadline === undefined ? Infinity : context.deadline - Date.now();
+    const timeoutMs = Math.min(this.#timeoutMs, leftMs);
+    if (context.signal?.aborted) throw new IdvError('unavailable', step, 'caller went away', { cause: 'cancelled', durationMs: 0 });
+    if (timeoutMs <= 0) throw new IdvError('unavailable', step, 'no time left before the deadline', { cause: 'deadline', durationMs: 0 });
     const headers: Record<string, string> = { authorization: options.authorization };
     if (context.requestId) headers['x-request-id'] = context.requestId;
     let response: Response<string>;
@@ -147,7 +147,8 @@ export class IdvApiClient implements IdvPlatform {
       response = await request;
     } catch (error) {
       const durationMs = elapsed(started);
-      const cause = abortCause(context.signal);
+      // A timeout cut to what was left of the deadline is the deadline's, not the platform's slowness.
+      const cause = context.signal?.aborted ? 'cancelled' : timeoutMs < this.#timeoutMs && isTimeout(error) ? 'deadline' : undefined;
       const failure = tooLarge
         ? new IdvError('invalid-response', step, `answer larger than ${MAX_RESPONSE_BYTES} bytes`, { cause: 'too-large', durationMs })
         : cause
@@ -171,10 +172,8 @@ export class IdvApiClient implements IdvPlatform {
   }
 }
 
-/** Why the signal fired, if it did: the mutation's deadline (a TimeoutError) or the caller leaving. */
-function abortCause(signal: AbortSignal | undefined): 'deadline' | 'cancelled' | undefined {
-  if (!signal?.aborted) return undefined;
-  return (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError' ? 'deadline' : 'cancelled';
+function isTimeout(error: unknown): boolean {
+  return error instanceof RequestError && error.code === 'ETIMEDOUT';
 }
 
 function httpFailure(step: IdvStep, status: number, retryAfter: string | undefined, durationMs: number): IdvError {

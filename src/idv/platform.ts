@@ -25,12 +25,9 @@ export interface CreatedDeeplink {
 }
 
 export interface CallContext {
-  /**
-   * Aborts the upstream call: with a TimeoutError reason when the mutation's deadline passed,
-   * with any other reason when the caller has gone away.
-   */
+  /** Aborts the upstream call when every caller waiting on it has gone away. */
   readonly signal?: AbortSignal;
-  /** When the mutation's budget ends (epoch ms); each call's timeout is cut to fit. */
+  /** When the mutation's budget ends (epoch ms); each call's timeout is cut to fit, and no call starts after it. */
   readonly deadline?: number;
   /** Correlates the upstream's logs with ours. */
   readonly requestId?: string;

@@ -8,7 +8,9 @@ interface Waiter {
 /**
  * Bounds one mutation's upstream work in time and in number:
  * - a deadline (IDV_DEADLINE_MS) for the whole mutation, retries and queueing included, carried
- *   to every call as an abort signal and an end time; the caller leaving aborts it too;
+ *   to every call as an end time that cuts its timeout (no timer or abort signal per mutation:
+ *   AbortSignal.timeout and AbortSignal.any cost more CPU than the rest of a request's upstream
+ *   bookkeeping together on Node 20); the caller leaving aborts the work through its own signal;
  * - a bulkhead: at most IDV_MAX_CONCURRENCY mutations talk to the platform at once, at most
  *   IDV_MAX_QUEUE wait (each for IDV_QUEUE_WAIT_MS at most), and the rest are refused at once
  *   with a retry hint, rather than piling up sockets and memory behind a slow platform.
@@ -24,10 +26,8 @@ export class UpstreamGuard {
   }
 
   async run<T>(context: CallContext, work: (guarded: CallContext) => Promise<T>): Promise<T> {
-    const deadlineSignal = AbortSignal.timeout(this.settings.deadlineMs);
-    const signal = context.signal ? AbortSignal.any([context.signal, deadlineSignal]) : deadlineSignal;
-    const guarded: CallContext = { ...context, signal, deadline: Date.now() + this.settings.deadlineMs };
-    await this.#acquire(signal);
+    const guarded: CallContext = { ...context, deadline: Date.now() + this.settings.deadlineMs };
+    await this.#acquire(guarded);
     try {
       return await work(guarded);
     } finally {
@@ -35,7 +35,7 @@ export class UpstreamGuard {
     }
   }
 
-  async #acquire(signal: AbortSignal): Promise<void> {
+  async #acquire(context: CallContext): Promise<void> {
     if (this.#active < this.settings.maxConcurrency) {
       this.#active += 1;
       return;
@@ -46,24 +46,29 @@ export class UpstreamGuard {
         retryAfterSeconds: 1,
       });
     }
+    const { signal, deadline = Infinity } = context;
+    // Waiting ends at the queue's own limit or at the mutation's deadline, whichever comes first.
+    const cause = deadline - Date.now() < this.settings.queueWaitMs ? 'deadline' : 'queue-timeout';
+    const waitMs = Math.max(0, Math.min(this.settings.queueWaitMs, deadline - Date.now()));
     await new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         grant: () => {
           clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
+          signal?.removeEventListener('abort', onAbort);
           resolve();
         },
       };
-      const giveUp = (cause: 'queue-timeout' | 'deadline' | 'cancelled') => {
+      const giveUp = (why: 'queue-timeout' | 'deadline' | 'cancelled') => {
         const index = this.#queue.indexOf(waiter);
         if (index >= 0) this.#queue.splice(index, 1);
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        reject(new IdvError('unavailable', 'bulkhead', 'no upstream slot became free in time', { cause, retryAfterSeconds: 1 }));
+        signal?.removeEventListener('abort', onAbort);
+        reject(new IdvError('unavailable', 'bulkhead', 'no upstream slot became free in time', { cause: why, retryAfterSeconds: 1 }));
       };
-      const onAbort = () => giveUp((signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError' ? 'deadline' : 'cancelled');
-      const timer = setTimeout(() => giveUp('queue-timeout'), this.settings.queueWaitMs);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const onAbort = () => giveUp('cancelled');
+      const timer = setTimeout(() => giveUp(cause), waitMs);
+      if (signal?.aborted) return giveUp('cancelled');
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(waiter);
     });
   }

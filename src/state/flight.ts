@@ -30,6 +30,12 @@ export function flightSettingsFor(deadlineMs: number): FlightSettings {
 
 const UNAVAILABLE_MESSAGE = 'The identity verification service is temporarily unavailable. Retry in a moment.';
 
+/** How a flight's value is written for followers on other instances to read (e.g. sealed JSON). */
+export interface FlightCodec<T> {
+  encode(value: T): string;
+  decode(stored: string): T;
+}
+
 /** What a follower gets back from the leader: its value, or the client error it answered with. */
 type Outcome = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly message: string; readonly extensions: Record<string, unknown> };
 
@@ -58,8 +64,9 @@ export class SharedFlights {
    * Runs `work` once for all concurrent callers of `key`; `led` says whether this caller did it.
    * `onFollow` is called each time this caller starts waiting on another's work (for logs).
    */
-  async run(key: string, onFollow: () => void, work: () => Promise<string>): Promise<{ value: string; led: boolean }> {
-    // Nobody else can see this state: no one to coordinate with beyond this process's own join.
+  async run<T>(key: string, onFollow: () => void, work: () => Promise<T>, codec: FlightCodec<T>): Promise<{ value: T; led: boolean }> {
+    // Nobody else can see this state: no one to coordinate with beyond this process's own join,
+    // and nothing to encode.
     if (!this.state.shared) return { value: await work(), led: true };
     const deadline = Date.now() + this.settings.maxWaitMs;
     for (;;) {
@@ -68,30 +75,31 @@ export class SharedFlights {
       if (!this.state.shared) throw gatewayError(ErrorCode.IDV_UNAVAILABLE, UNAVAILABLE_MESSAGE);
       const nonce = randomBytes(16).toString('base64url');
       const holder = await this.state.claim(`lock:${key}`, nonce, this.settings.leaseMs);
-      if (holder === nonce) return { value: await this.#lead(key, nonce, work), led: true };
+      if (holder === nonce) return { value: await this.#lead(key, nonce, work, codec), led: true };
       onFollow();
       const outcome = await this.#follow(key, holder, deadline);
       if (outcome === null) continue;
-      if (outcome.ok) return { value: outcome.value, led: false };
+      if (outcome.ok) return { value: codec.decode(outcome.value), led: false };
       throw new GraphQLError(outcome.message, { extensions: outcome.extensions });
     }
   }
 
-  async #lead(key: string, nonce: string, work: () => Promise<string>): Promise<string> {
+  async #lead<T>(key: string, nonce: string, work: () => Promise<T>, codec: FlightCodec<T>): Promise<T> {
     const { leaseMs, resultTtlMs } = this.settings;
     const renewal = setInterval(() => {
       this.state.renew(`lock:${key}`, nonce, leaseMs).catch(() => {});
     }, Math.max(1, Math.floor(leaseMs / 3)));
     try {
-      let outcome: Outcome;
+      let value: T;
       try {
-        outcome = { ok: true, value: await work() };
+        value = await work();
       } catch (error) {
         await this.state.write(`result:${nonce}`, JSON.stringify(shareable(error)), resultTtlMs).catch(() => {});
         throw error;
       }
+      const outcome: Outcome = { ok: true, value: codec.encode(value) };
       await this.state.write(`result:${nonce}`, JSON.stringify(outcome), resultTtlMs);
-      return outcome.value;
+      return value;
     } finally {
       clearInterval(renewal);
       await this.state.release(`lock:${key}`, nonce).catch(() => {});

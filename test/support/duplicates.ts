@@ -1,3 +1,4 @@
+import type { FlightCodec } from '../../src/state/flight.js';
 import type { IdvEmulator } from '../../src/emulator/index.js';
 import type { GraphQLResponse, TestStack } from './stack.js';
 
@@ -14,6 +15,9 @@ export async function eventually(condition: () => boolean | Promise<boolean>, wh
 export function logCount(stack: TestStack, message: string): number {
   return stack.logs.filter((line) => (JSON.parse(line) as { msg?: string }).msg === message).length;
 }
+
+/** Flight values that are already text, as the single-flight tests use. */
+export const TEXT: FlightCodec<string> = { encode: (value) => value, decode: (stored) => stored };
 
 export const JOINED = 'joined an identical start in flight on this instance';
 export const FOLLOWING = 'waiting for an identical start in flight on another instance';
