@@ -4,7 +4,7 @@
  * the public API, so the metrics need not be reachable by API clients and the probes keep
  * answering while the main listener drains.
  */
-import http from 'node:http';
+import http, { type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type RequestHandler } from 'express';
 import { healthRoutes, type Readiness } from './health.js';
@@ -22,14 +22,18 @@ export function routeOf(path: string): HttpRoute {
   return ROUTES[path] ?? (path === '/demo' || path.startsWith('/demo/') ? 'demo' : 'other');
 }
 
-/** Counts every answered request by route and status, and times it. */
+/** Counts the request by route and status once its response closes, and times it: `aborted` if it never finished. */
+export function observeHttpRequest(metrics: GatewayMetrics, route: HttpRoute, res: ServerResponse): void {
+  const started = performance.now();
+  res.once('close', () => {
+    metrics.httpRequest(route, res.writableFinished ? res.statusCode : 'aborted', (performance.now() - started) / 1000);
+  });
+}
+
+/** Counts every request Express answers (the GraphQL handler calls observeHttpRequest itself). */
 export function httpMetrics(metrics: GatewayMetrics): RequestHandler {
   return (req, res, next) => {
-    const started = performance.now();
-    const route = routeOf(req.path);
-    res.once('close', () => {
-      metrics.httpRequest(route, res.writableFinished ? res.statusCode : 'aborted', (performance.now() - started) / 1000);
-    });
+    observeHttpRequest(metrics, routeOf(req.path), res);
     next();
   };
 }

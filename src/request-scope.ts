@@ -9,6 +9,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler, Response } from 'express';
 import type { UpstreamStatus, UpstreamStep } from './metrics.js';
 
@@ -42,23 +43,33 @@ export function recordUpstreamCall(step: UpstreamStep, status: UpstreamStatus, m
   storage.getStore()?.upstream.push({ step, status: typeof status === 'number' ? status : status.errorCode, ms: Math.round(ms) });
 }
 
+/** Accepts a valid x-request-id or makes one, and echoes it in the response: the scope of a new request. */
+export function openRequestScope(req: IncomingMessage, res: ServerResponse): RequestScope {
+  const incoming = req.headers['x-request-id'];
+  const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  res.setHeader('x-request-id', requestId);
+  return { requestId, upstream: [], workflow: null };
+}
+
+/** Runs `fn` in the request's scope: from the start, and again where a stream event lost it. */
+export function runInRequestScope<T>(scope: RequestScope, fn: () => T): T {
+  return storage.run(scope, fn);
+}
+
+/** The Express routes' entry: opens the scope, keeps it for the error handler, and runs the rest in it. */
+export function requestScope(): RequestHandler {
+  return (req, res, next) => {
+    const scope = openRequestScope(req, res);
+    (res.locals as { requestScope?: RequestScope }).requestScope = scope;
+    storage.run(scope, next);
+  };
+}
+
 /** The scope the middleware made for this response. */
 export function requestScopeOf(res: Response): RequestScope {
   const scope = (res.locals as { requestScope?: RequestScope }).requestScope;
   if (!scope) throw new Error('requestScope middleware is not installed');
   return scope;
-}
-
-/** Accepts a valid x-request-id or makes one, echoes it in the response, and enters the scope. */
-export function requestScope(): RequestHandler {
-  return (req, res, next) => {
-    const incoming = req.get('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.setHeader('x-request-id', requestId);
-    const scope: RequestScope = { requestId, upstream: [], workflow: null };
-    (res.locals as { requestScope?: RequestScope }).requestScope = scope;
-    storage.run(scope, next);
-  };
 }
 
 /** Enters the request's scope again, after middleware (body parsing) that loses the async context. */

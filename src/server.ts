@@ -15,8 +15,9 @@ import { demoRouter, type DemoOptions } from './demo.js';
 import { HttpDrain, type DrainResult } from './drain.js';
 import { admission } from './admission.js';
 import { APQ_TTL_SECONDS } from './state/apq-cache.js';
-import { ErrorCode, INTERNAL_ERROR_MESSAGE, maskError } from './errors.js';
+import { maskError } from './errors.js';
 import { healthRoutes, type Readiness } from './health.js';
+import { answerRequestError } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
 import { operationObserver } from './operation-log.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
@@ -191,24 +192,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
 function httpErrorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
     if (res.headersSent) return next(error);
-    const status = httpStatusOf(error);
-    const message =
-      status === 413
-        ? `The request body is larger than ${bodyLimitBytes} bytes.`
-        : status < 500
-          ? 'The request body is not valid JSON for a GraphQL request.'
-          : INTERNAL_ERROR_MESSAGE;
-    if (status >= 500) {
-      // Body parsing ends outside the request's async scope: log in it again, for the request id.
-      runInScopeOf(res, () => logger.error({ err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'request failed'));
-    }
-    res.status(status).json({
-      errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
-    });
+    // Body parsing ends outside the request's async scope: log in it again, for the request id.
+    runInScopeOf(res, () => answerRequestError(res, error, logger, bodyLimitBytes));
   };
-}
-
-function httpStatusOf(error: unknown): number {
-  const status = (error as { status?: unknown })?.status;
-  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
 }

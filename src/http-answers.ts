@@ -1,0 +1,50 @@
+/**
+ * Answers written straight on node's response, so the GraphQL handler (graphql-http.ts) and the
+ * Express routes send the same bytes: Express's `res.json` headers, GraphQL's error shape.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE } from './errors.js';
+
+/** The whole body at once, with its Content-Length, as Express's res.send sent it. */
+export function sendText(res: ServerResponse, text: string): void {
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+/** What Express's `res.status(status).json(body)` sends. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  sendText(res, JSON.stringify(body));
+}
+
+/**
+ * Failures before GraphQL runs (malformed JSON, a body over the limit, a bad content encoding) and
+ * unexpected ones get a JSON answer in GraphQL's error shape, never an HTML error page. Call it in
+ * the request's scope: a 5xx is logged, with the request id.
+ */
+export function answerRequestError(res: ServerResponse, error: unknown, logger: Logger, bodyLimitBytes: number): void {
+  const status = httpStatusOf(error);
+  const message =
+    status === 413
+      ? `The request body is larger than ${bodyLimitBytes} bytes.`
+      : status < 500
+        ? 'The request body is not valid JSON for a GraphQL request.'
+        : INTERNAL_ERROR_MESSAGE;
+  if (status >= 500) logger.error({ err: errorSummary(error) }, 'request failed');
+  sendJson(res, status, {
+    errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
+  });
+}
+
+/** What the log says of an error: its name and message, not the error itself (body-parser's carry the request body). */
+export function errorSummary(error: unknown): { name: unknown; message: unknown } {
+  return { name: (error as Error)?.name, message: (error as Error)?.message };
+}
+
+/** The status body-parser (http-errors) gave the error, else 500. */
+function httpStatusOf(error: unknown): number {
+  const status = (error as { status?: unknown })?.status;
+  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+}
