@@ -1,7 +1,11 @@
-import type { RequestHandler } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode } from './errors.js';
+import { sendJson } from './http-answers.js';
 
 export const OVERLOAD_MESSAGE = 'The identity verification service is busy. Retry in a moment.';
+
+/** Takes a slot for the request until its response ends; false when refused (the 503 is sent). */
+export type Admit = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /**
  * Load shedding at the door: at most `limit` GraphQL requests in progress in this process (the
@@ -10,18 +14,14 @@ export const OVERLOAD_MESSAGE = 'The identity verification service is busy. Retr
  * refusal there is. Without it, a burst of thousands queues in the event loop, where every
  * refusal still costs a full GraphQL request, and answers arrive long after the deadline.
  */
-export function admission(limit: number, onShed: () => void = () => undefined): RequestHandler {
+export function admission(limit: number): Admit {
   let inProgress = 0;
-  return (req, res, next) => {
+  return (req, res) => {
     // CORS preflights cost nothing and must keep answering.
-    if (req.method === 'OPTIONS') return next();
+    if (req.method === 'OPTIONS') return true;
     if (inProgress >= limit) {
-      onShed();
-      res.status(503).setHeader('retry-after', '1');
-      res.json({
-        errors: [{ message: OVERLOAD_MESSAGE, extensions: { code: ErrorCode.IDV_UNAVAILABLE, retryable: true, retryAfterSeconds: 1 } }],
-      });
-      return;
+      refuse(res);
+      return false;
     }
     inProgress += 1;
     let released = false;
@@ -32,6 +32,13 @@ export function admission(limit: number, onShed: () => void = () => undefined): 
     };
     res.once('finish', release);
     res.once('close', release);
-    next();
+    return true;
   };
+}
+
+function refuse(res: ServerResponse): void {
+  res.setHeader('retry-after', '1');
+  sendJson(res, 503, {
+    errors: [{ message: OVERLOAD_MESSAGE, extensions: { code: ErrorCode.IDV_UNAVAILABLE, retryable: true, retryAfterSeconds: 1 } }],
+  });
 }

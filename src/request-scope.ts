@@ -3,9 +3,9 @@
  * call: the request id (for every log line of the request, the data source's included: see the
  * logger's mixin) and the upstream calls made for it (for the one-line operation log).
  *
- * Carried in an AsyncLocalStorage, entered by an Express middleware. Body parsing reads the socket
- * through stream events, which run outside the request's async context, so the scope is entered
- * again after it (see `reenterRequestScope`).
+ * Carried in an AsyncLocalStorage, entered by the GraphQL handler (graphql-http.ts) or by an Express
+ * middleware for the other routes. Body parsing reads the socket through stream events, which run
+ * outside the request's async context, so the GraphQL handler enters the scope again after it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
@@ -63,18 +63,6 @@ export function requestScope(): RequestHandler {
     (res.locals as { requestScope?: RequestScope }).requestScope = scope;
     storage.run(scope, next);
   };
-}
-
-/** The scope the middleware made for this response. */
-export function requestScopeOf(res: Response): RequestScope {
-  const scope = (res.locals as { requestScope?: RequestScope }).requestScope;
-  if (!scope) throw new Error('requestScope middleware is not installed');
-  return scope;
-}
-
-/** Enters the request's scope again, after middleware (body parsing) that loses the async context. */
-export function reenterRequestScope(): RequestHandler {
-  return (_req, res, next) => storage.run(requestScopeOf(res), next);
 }
 
 /** Runs `fn` in the response's request scope, e.g. in an error handler reached outside it. */

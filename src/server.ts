@@ -3,10 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { expressMiddleware } from '@as-integrations/express5';
-import cors from 'cors';
 import express, { type ErrorRequestHandler } from 'express';
-import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Authenticate } from './auth.js';
 import type { HttpSettings, OperationLimits } from './config.js';
@@ -16,15 +13,17 @@ import { HttpDrain, type DrainResult } from './drain.js';
 import { admission } from './admission.js';
 import { APQ_TTL_SECONDS } from './state/apq-cache.js';
 import { maskError } from './errors.js';
+import { abortedOnClose, graphqlHttpHandler, graphqlTarget } from './graphql-http.js';
 import { healthRoutes, type Readiness } from './health.js';
 import { answerRequestError } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
 import { operationObserver } from './operation-log.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
 import { httpMetrics, metricsRoute } from './ops-http.js';
-import { reenterRequestScope, requestScope, requestScopeOf, runInScopeOf } from './request-scope.js';
+import { requestScope, runInScopeOf } from './request-scope.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
+import { recordHeaders, securityHeaders } from './security-headers.js';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import type { GuardedVerification } from './idempotency.js';
 
@@ -51,6 +50,7 @@ export interface ServerOptions {
 }
 
 export interface GatewayServer {
+  /** Every route but /graphql, which graphql-http.ts serves on the bare HTTP server. */
   readonly app: express.Express;
   listen(port: number, host?: string | null): Promise<{ url: string; port: number }>;
   /** Requests in flight now (for the shutdown log). */
@@ -74,11 +74,6 @@ const EXAMPLE_OPERATION = `mutation StartVerification($input: StartVerificationI
 
 export async function createServer(options: ServerOptions): Promise<GatewayServer> {
   const { logger, production } = options;
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  const httpServer = http.createServer(app);
-  const drain = new HttpDrain(httpServer);
   const limits = operationLimits(options.limits, production);
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -112,54 +107,44 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   });
   await apollo.start();
 
+  const helmet = securityHeaders(production);
+  const graphql = graphqlHttpHandler({
+    apollo,
+    context: async ({ req, res, scope }): Promise<GatewayContext> => ({
+      auth: await options.authenticate(req.headers.authorization),
+      verification: options.verification,
+      logger,
+      requestId: scope.requestId,
+      scope,
+      signal: abortedOnClose(res),
+    }),
+    securityHeaders: recordHeaders(helmet),
+    corsOrigins: options.http.corsOrigins,
+    admit: admission(options.admissionLimit),
+    bodyLimitBytes: options.http.bodyLimitBytes,
+    metrics: options.metrics,
+    logger,
+  });
+
+  // Everything but GraphQL: health, metrics, the demo page, 404s.
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
   // First: every request gets its id (and log scope) and is counted, whatever happens next.
   app.use(requestScope(), httpMetrics(options.metrics));
-  app.use(
-    helmet({
-      // Apollo Sandbox (development only) runs inline scripts from Apollo's CDN; the production API serves JSON only.
-      contentSecurityPolicy: production ? { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } : false,
-    }),
-  );
+  app.use(helmet);
   app.use(healthRoutes(options.readiness));
   if (options.serveMetrics) app.get('/metrics', metricsRoute(options.metrics));
-  app.use(
-    '/graphql',
-    cors({
-      // Bearer tokens, not cookies: credentials are never allowed cross-origin.
-      origin: options.http.corsOrigins === '*' ? '*' : [...options.http.corsOrigins],
-      methods: ['GET', 'POST'],
-      allowedHeaders: ['authorization', 'content-type', 'x-request-id', 'apollo-require-preflight', 'x-apollo-operation-name', 'apollographql-client-name', 'apollographql-client-version'],
-      exposedHeaders: ['x-request-id'],
-      maxAge: 600,
-    }),
-    (_req, res, next) => {
-      // A handoff carries a live credential: no shared cache may keep it.
-      res.setHeader('cache-control', 'no-store');
-      next();
-    },
-    admission(options.admissionLimit),
-    express.json({ limit: options.http.bodyLimitBytes }),
-    reenterRequestScope(),
-    expressMiddleware(apollo, {
-      context: async ({ req, res }): Promise<GatewayContext> => {
-        const scope = requestScopeOf(res);
-        const controller = new AbortController();
-        res.once('close', () => {
-          if (!res.writableFinished) controller.abort();
-        });
-        return {
-          auth: await options.authenticate(req.get('authorization')),
-          verification: options.verification,
-          logger,
-          requestId: scope.requestId,
-          scope,
-          signal: controller.signal,
-        };
-      },
-    }),
-  );
   if (options.demo && !production) app.use('/demo', demoRouter(options.demo));
   app.use(httpErrorHandler(logger, options.http.bodyLimitBytes));
+
+  // GraphQL requests skip Express (graphql-http.ts says why).
+  const httpServer = http.createServer((req, res) => {
+    const target = graphqlTarget(req.url);
+    if (target) graphql(req, res, target);
+    else app(req, res);
+  });
+  const drain = new HttpDrain(httpServer);
 
   return {
     app,
@@ -185,14 +170,11 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   };
 }
 
-/**
- * Failures before GraphQL runs (malformed JSON, a body over the limit, a bad content encoding)
- * get a JSON answer in GraphQL's error shape instead of Express's HTML page.
- */
+/** Express's errors (a failed /metrics render, a bad demo asset path) get the JSON answer GraphQL's get, never an HTML page. */
 function httpErrorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
     if (res.headersSent) return next(error);
-    // Body parsing ends outside the request's async scope: log in it again, for the request id.
+    // Reached outside the request's async scope: log in it again, for the request id.
     runInScopeOf(res, () => answerRequestError(res, error, logger, bodyLimitBytes));
   };
 }
