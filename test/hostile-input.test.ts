@@ -153,6 +153,7 @@ describe('development mode', () => {
     try {
       const page = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html' } });
       expect(page.status).toBe(200);
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
       expect(page.text).toMatch(/sandbox/i);
       const introspection = await stack.post({ query: '{ __schema { queryType { name } } }' });
       expect(introspection.body.data.__schema.queryType.name).toBe('Query');
