@@ -23,6 +23,8 @@ export interface BurstOutcome {
   readonly latencyMs: number;
   /** 'handoff', an extensions.code, or what else came back (HTTP status, socket error). */
   readonly outcome: string;
+  /** The HTTP status, 0 without an answer: a 503 IDV_UNAVAILABLE was shed at the door, a 200 one refused by the bulkhead. */
+  readonly status: number;
 }
 
 export async function runBurst(options: { quick: boolean; resultsDir: string }): Promise<void> {
@@ -60,8 +62,8 @@ export async function runBurst(options: { quick: boolean; resultsDir: string }):
     console.log('');
     console.log(
       markdownTable([
-        ['outcome', 'count'],
-        ...[...counts].sort((a, b) => b[1] - a[1]).map(([outcome, n]) => [outcome, String(n)]),
+        ['outcome (HTTP status)', 'count', 'p50 ms', 'p99 ms', 'max ms', `after ${DEADLINE_MS} ms`],
+        ...[...groups(outcomes)].sort((a, b) => b[1].length - a[1].length).map(([name, group]) => [name, String(group.length), ...latencyFigures(group)]),
       ]),
     );
     console.log('');
@@ -94,6 +96,23 @@ export async function runBurst(options: { quick: boolean; resultsDir: string }):
   }
 }
 
+/** The answers by outcome and HTTP status. */
+function groups(outcomes: readonly BurstOutcome[]): Map<string, BurstOutcome[]> {
+  const byName = new Map<string, BurstOutcome[]>();
+  for (const outcome of outcomes) {
+    const name = `${outcome.outcome} (${outcome.status || 'none'})`;
+    byName.set(name, [...(byName.get(name) ?? []), outcome]);
+  }
+  return byName;
+}
+
+/** Latency p50, p99, max and how many came after the deadline, for a group of answers: which were late. */
+function latencyFigures(group: readonly BurstOutcome[]): string[] {
+  const latencies = Float64Array.from(group.map((o) => o.latencyMs)).sort();
+  const late = latencies.filter((ms) => ms > DEADLINE_MS).length;
+  return [percentile(latencies, 50).toFixed(0), percentile(latencies, 99).toFixed(0), (latencies[latencies.length - 1] ?? Number.NaN).toFixed(0), String(late)];
+}
+
 /** Opens `count` connections and sends one mutation on each, all from one synchronous loop. */
 function fireAtOnce(url: string, headers: Readonly<Record<string, string>>, callers: readonly string[], count: number): Promise<BurstOutcome[]> {
   const target = new URL(url);
@@ -103,14 +122,14 @@ function fireAtOnce(url: string, headers: Readonly<Record<string, string>>, call
   const one = (_: unknown, index: number) =>
     new Promise<BurstOutcome>((resolve) => {
       const started = performance.now();
-      const done = (outcome: string) => resolve({ outcome, latencyMs: performance.now() - started });
+      const done = (outcome: string, status = 0) => resolve({ outcome, status, latencyMs: performance.now() - started });
       const req = http.request(
         url,
         { method: 'POST', agent, headers: { ...headers, authorization: callers[index % callers.length] ?? '', 'content-length': String(body.length) }, timeout: DEADLINE_MS + CLIENT_GRACE_MS },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => done(classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+          res.on('end', () => done(classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')), res.statusCode ?? 0));
           res.on('error', (error: NodeJS.ErrnoException) => done(`socket ${error.code ?? error.message}`));
         },
       );

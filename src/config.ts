@@ -75,6 +75,8 @@ export interface HttpSettings {
   readonly bodyLimitBytes: number;
   /** Origins allowed by CORS: a list, '*' for any, or an empty list for none (same-origin and native apps only). */
   readonly corsOrigins: readonly string[] | '*';
+  /** Connections the kernel may hold for the gateway to accept (listen(2)'s backlog, capped by net.core.somaxconn). */
+  readonly listenBacklog: number;
 }
 
 export interface OperationLimits {
@@ -394,6 +396,7 @@ export function parseConfig(env: Env): GatewayConfig {
     logUserIds: boolean(env, 'LOG_USER_IDS', false),
     http: {
       bodyLimitBytes: integer(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
+      listenBacklog: integer(env, 'HTTP_LISTEN_BACKLOG', 4096, 1, 65_535),
       corsOrigins: parseCorsOrigins(env, production),
     },
     limits: parseLimits(env),

@@ -153,7 +153,11 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     listen: (port, host) =>
       new Promise((resolve, reject) => {
         httpServer.once('error', reject);
-        httpServer.listen(port, host ?? undefined, () => {
+        // A burst of new connections larger than the accept queue is not refused but dropped by the
+        // kernel, and each dropped client waits out TCP's SYN retransmission (1 s, 3 s, 7 s, …)
+        // before the gateway even sees it: Node's default queue of 511 made 5 000 taps at once
+        // take up to 30 s. The kernel caps it at net.core.somaxconn.
+        httpServer.listen({ port, host: host ?? undefined, backlog: options.http.listenBacklog }, () => {
           httpServer.off('error', reject);
           const address = httpServer.address() as AddressInfo;
           const shownHost = host && host !== '0.0.0.0' && host !== '::' ? host : 'localhost';
