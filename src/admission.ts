@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { ErrorCode } from './errors.js';
 import { sendJson } from './http-answers.js';
 
@@ -14,12 +15,12 @@ export type Admit = (req: IncomingMessage, res: ServerResponse) => boolean;
  * refusal there is. Without it, a burst of thousands queues in the event loop, where every
  * refusal still costs a full GraphQL request, and answers arrive long after the deadline.
  */
-export function admission(limit: number): Admit {
+export function admission(limit: number, arrivals?: ConnectionArrivals): Admit {
   let inProgress = 0;
   return (req, res) => {
     // CORS preflights cost nothing and must keep answering.
     if (req.method === 'OPTIONS') return true;
-    if (inProgress >= limit) {
+    if (inProgress >= limit || arrivals?.waitedTooLong(req)) {
       refuse(res);
       return false;
     }
@@ -34,6 +35,32 @@ export function admission(limit: number): Admit {
     res.once('close', release);
     return true;
   };
+}
+
+/**
+ * How long a new connection's first request waited inside this process, between the connection
+ * being accepted and the request reaching the door. A burst of thousands of new connections is
+ * accepted at once and then handled one after another; once the wait is long, the request is
+ * refused at once (cheap) rather than run (dear), so the backlog drains within the deadline
+ * instead of every later request growing later still (queue-time shedding, as in CoDel).
+ * Only first requests count: a keep-alive connection's next request may come whenever its client likes.
+ */
+export class ConnectionArrivals {
+  readonly #acceptedAt = new WeakMap<Socket, number>();
+
+  constructor(
+    server: Server,
+    private readonly maxWaitMs: number,
+  ) {
+    if (maxWaitMs > 0) server.on('connection', (socket: Socket) => this.#acceptedAt.set(socket, performance.now()));
+  }
+
+  waitedTooLong(req: IncomingMessage): boolean {
+    const acceptedAt = this.#acceptedAt.get(req.socket);
+    if (acceptedAt === undefined) return false;
+    this.#acceptedAt.delete(req.socket);
+    return performance.now() - acceptedAt > this.maxWaitMs;
+  }
 }
 
 function refuse(res: ServerResponse): void {

@@ -77,6 +77,8 @@ export interface HttpSettings {
   readonly corsOrigins: readonly string[] | '*';
   /** Connections the kernel may hold for the gateway to accept (listen(2)'s backlog, capped by net.core.somaxconn). */
   readonly listenBacklog: number;
+  /** A new connection's first GraphQL request that waited longer than this inside the gateway is refused (503) at once; 0: never. */
+  readonly maxAcceptWaitMs: number;
 }
 
 export interface OperationLimits {
@@ -397,6 +399,7 @@ export function parseConfig(env: Env): GatewayConfig {
     http: {
       bodyLimitBytes: integer(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
       listenBacklog: integer(env, 'HTTP_LISTEN_BACKLOG', 4096, 1, 65_535),
+      maxAcceptWaitMs: integer(env, 'HTTP_MAX_ACCEPT_WAIT_MS', 2000, 0, 300_000),
       corsOrigins: parseCorsOrigins(env, production),
     },
     limits: parseLimits(env),

@@ -10,7 +10,7 @@ import type { HttpSettings, OperationLimits } from './config.js';
 import type { GatewayContext } from './context.js';
 import { demoRouter, type DemoOptions } from './demo.js';
 import { HttpDrain, type DrainResult } from './drain.js';
-import { admission } from './admission.js';
+import { admission, ConnectionArrivals } from './admission.js';
 import { APQ_TTL_SECONDS } from './state/apq-cache.js';
 import { maskError } from './errors.js';
 import { abortedOnClose, graphqlHttpHandler, graphqlTarget } from './graphql-http.js';
@@ -109,6 +109,8 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   });
   await apollo.start();
 
+  const httpServer = http.createServer();
+  const arrivals = new ConnectionArrivals(httpServer, options.http.maxAcceptWaitMs);
   const helmet = securityHeaders(production);
   const graphql = graphqlHttpHandler({
     apollo,
@@ -122,7 +124,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     }),
     securityHeaders: recordHeaders(helmet),
     corsOrigins: options.http.corsOrigins,
-    admit: admission(options.admissionLimit),
+    admit: admission(options.admissionLimit, arrivals),
     bodyLimitBytes: options.http.bodyLimitBytes,
     metrics: options.metrics,
     logger,
@@ -141,7 +143,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   app.use(httpErrorHandler(logger, options.http.bodyLimitBytes));
 
   // GraphQL requests skip Express (graphql-http.ts says why).
-  const httpServer = http.createServer((req, res) => {
+  httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const target = graphqlTarget(req.url);
     if (target) graphql(req, res, target);
     else app(req, res);

@@ -1,11 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { admission, type Admit } from '../src/admission.js';
+import { admission, ConnectionArrivals, type Admit } from '../src/admission.js';
 
 /** A real server whose only handler is the door: 204 when admitted (after `holdMs`), the door's own answer when refused. */
-async function serve(admit: Admit, holdMs: number): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    if (!admit(req, res)) return;
+async function serve(doorOf: (server: http.Server) => Admit, holdMs: number, server = http.createServer()): Promise<{ url: string; close: () => Promise<void> }> {
+  const door = doorOf(server);
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!door(req, res)) return;
     setTimeout(() => res.writeHead(204).end(), holdMs);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -17,7 +18,7 @@ async function serve(admit: Admit, holdMs: number): Promise<{ url: string; close
 
 describe('the door', () => {
   it('refuses beyond the in-progress limit with 503 and IDV_UNAVAILABLE, and takes requests again as they finish', async () => {
-    const door = await serve(admission(2), 300);
+    const door = await serve(() => admission(2), 300);
     try {
       const answers = await Promise.all(Array.from({ length: 3 }, () => fetch(door.url, { method: 'POST' })));
       expect(answers.map((answer) => answer.status).sort()).toEqual([204, 204, 503]);
@@ -26,6 +27,60 @@ describe('the door', () => {
       expect(await refused?.json()).toEqual({
         errors: [{ message: expect.any(String), extensions: { code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 1 } }],
       });
+      expect((await fetch(door.url, { method: 'POST' })).status).toBe(204);
+    } finally {
+      await door.close();
+    }
+  });
+});
+
+describe('queue-time shedding of new connections', () => {
+  it('refuses the first request of a connection that waited too long in the process, and nothing after it', async () => {
+    const server = http.createServer();
+    let stall = true;
+    const door = await serve((s) => admission(100, new ConnectionArrivals(s, 150)), 0, server);
+    // After the door has seen the connection accepted: the process is busy, as in a burst of thousands.
+    server.on('connection', () => {
+      if (!stall) return;
+      const until = performance.now() + 300;
+      while (performance.now() < until) {
+        // Busy with the connections accepted before this one.
+      }
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = () =>
+      new Promise<number>((resolve, reject) => {
+        const request = http.request(door.url, { method: 'POST', agent }, (response) => {
+          response.resume();
+          response.on('end', () => resolve(response.statusCode ?? 0));
+        });
+        request.on('error', reject);
+        request.end();
+      });
+    try {
+      expect(await post()).toBe(503);
+      stall = false;
+      // The next request on the same connection came when its client chose: admitted.
+      expect(await post()).toBe(204);
+      agent.destroy();
+      // A new connection handled at once: admitted.
+      expect((await fetch(door.url, { method: 'POST' })).status).toBe(204);
+    } finally {
+      agent.destroy();
+      await door.close();
+    }
+  });
+
+  it('never sheds on waiting when the limit is 0', async () => {
+    const server = http.createServer();
+    const door = await serve((s) => admission(100, new ConnectionArrivals(s, 0)), 0, server);
+    server.on('connection', () => {
+      const until = performance.now() + 100;
+      while (performance.now() < until) {
+        // Busy.
+      }
+    });
+    try {
       expect((await fetch(door.url, { method: 'POST' })).status).toBe(204);
     } finally {
       await door.close();
