@@ -47,19 +47,23 @@ export function admission(limit: number, arrivals?: ConnectionArrivals): Admit {
  */
 export class ConnectionArrivals {
   readonly #acceptedAt = new WeakMap<Socket, number>();
+  readonly #late = new WeakSet<IncomingMessage>();
 
-  constructor(
-    server: Server,
-    private readonly maxWaitMs: number,
-  ) {
-    if (maxWaitMs > 0) server.on('connection', (socket: Socket) => this.#acceptedAt.set(socket, performance.now()));
+  /** Make it before the server's request handler is added: it judges each request as it arrives. */
+  constructor(server: Server, maxWaitMs: number) {
+    if (maxWaitMs <= 0) return;
+    server.on('connection', (socket: Socket) => this.#acceptedAt.set(socket, performance.now()));
+    // Every first request settles its connection, whatever route it is for.
+    server.on('request', (req: IncomingMessage) => {
+      const acceptedAt = this.#acceptedAt.get(req.socket);
+      if (acceptedAt === undefined) return;
+      this.#acceptedAt.delete(req.socket);
+      if (performance.now() - acceptedAt > maxWaitMs) this.#late.add(req);
+    });
   }
 
   waitedTooLong(req: IncomingMessage): boolean {
-    const acceptedAt = this.#acceptedAt.get(req.socket);
-    if (acceptedAt === undefined) return false;
-    this.#acceptedAt.delete(req.socket);
-    return performance.now() - acceptedAt > this.maxWaitMs;
+    return this.#late.has(req);
   }
 }
 

@@ -71,6 +71,35 @@ describe('queue-time shedding of new connections', () => {
     }
   });
 
+  it('judges only the first request of a connection, whatever it was for', async () => {
+    const server = http.createServer();
+    const door = await serve((s) => admission(100, new ConnectionArrivals(s, 150)), 0, server);
+    server.on('connection', () => {
+      const until = performance.now() + 300;
+      while (performance.now() < until) {
+        // Busy.
+      }
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string) =>
+      new Promise<number>((resolve, reject) => {
+        const request = http.request(door.url, { method, agent }, (response) => {
+          response.resume();
+          response.on('end', () => resolve(response.statusCode ?? 0));
+        });
+        request.on('error', reject);
+        request.end();
+      });
+    try {
+      // A preflight is never refused; it was this connection's first request all the same.
+      expect(await send('OPTIONS')).toBe(204);
+      expect(await send('POST')).toBe(204);
+    } finally {
+      agent.destroy();
+      await door.close();
+    }
+  });
+
   it('never sheds on waiting when the limit is 0', async () => {
     const server = http.createServer();
     const door = await serve((s) => admission(100, new ConnectionArrivals(s, 0)), 0, server);
