@@ -20,8 +20,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:${NODE_VERSION}-bookworm-slim
+# --max-semi-space-size=16: V8's young generation as on Node 20 whichever Node the image has.
+# Node 24's larger default took the gateway's peak RSS under load from ~235 MB to ~320 MB (over
+# the Kubernetes limit) for no CPU saving measurable here (README, "Performance").
 ENV NODE_ENV=production \
-    PORT=4000
+    PORT=4000 \
+    NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /app
 # Owned by root and read-only to the app's user: nothing at run time writes here.
 COPY package.json ./

@@ -52,6 +52,8 @@ export function startTarget(spec: TargetSpec, upstreamUrl: string, options: Targ
       args: [...flags, GATEWAY_MAIN],
       env: {
         NODE_ENV: 'production',
+        // As the production image runs it (Dockerfile).
+        NODE_OPTIONS: '--max-semi-space-size=16',
         HOST: '127.0.0.1',
         PORT: '0',
         IDV_BASE_URL: upstreamUrl,
