@@ -91,8 +91,9 @@ export class GuardedVerification {
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
     callers.join(context.signal);
     const upstream: CallContext = { ...context, signal: callers.signal };
-    // Sealed with what only this caller's request carries (see seal.ts); made only when something is stored.
-    const seal = () => (key === null ? new Sealer('tap', caller.userId, params) : new Sealer('key', caller.userId, key));
+    // Sealed with what only this caller's request carries (see seal.ts); made once, and only when something is stored or read.
+    let sealer: Sealer | undefined;
+    const seal = () => (sealer ??= key === null ? new Sealer('tap', caller.userId, params) : new Sealer('key', caller.userId, key));
     const result = this.#startShared(caller, resolved, key === null ? null : `idem:${flight}`, flight, params, seal, upstream).finally(() =>
       this.#inFlight.delete(flight),
     );
