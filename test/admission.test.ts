@@ -16,6 +16,29 @@ async function serve(doorOf: (server: http.Server) => Admit, holdMs: number, ser
   };
 }
 
+/** The status of one request sent over `agent` (a kept-alive connection when the agent keeps one). */
+function statusOf(url: string, method: string, agent: http.Agent): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const request = http.request(url, { method, agent }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** Keeps the process busy for `ms` right after each connection is accepted (while `busy()` says so), as a burst of thousands would. */
+function stallOnConnection(server: http.Server, ms: number, busy: () => boolean = () => true): void {
+  server.on('connection', () => {
+    if (!busy()) return;
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      // Busy with the connections accepted before this one.
+    }
+  });
+}
+
 describe('the door', () => {
   it('refuses beyond the in-progress limit with 503 and IDV_UNAVAILABLE, and takes requests again as they finish', async () => {
     const door = await serve(() => admission(2), 300);
@@ -40,23 +63,9 @@ describe('queue-time shedding of new connections', () => {
     let stall = true;
     const door = await serve((s) => admission(100, new ConnectionArrivals(s, 150)), 0, server);
     // After the door has seen the connection accepted: the process is busy, as in a burst of thousands.
-    server.on('connection', () => {
-      if (!stall) return;
-      const until = performance.now() + 300;
-      while (performance.now() < until) {
-        // Busy with the connections accepted before this one.
-      }
-    });
+    stallOnConnection(server, 300, () => stall);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const post = () =>
-      new Promise<number>((resolve, reject) => {
-        const request = http.request(door.url, { method: 'POST', agent }, (response) => {
-          response.resume();
-          response.on('end', () => resolve(response.statusCode ?? 0));
-        });
-        request.on('error', reject);
-        request.end();
-      });
+    const post = () => statusOf(door.url, 'POST', agent);
     try {
       expect(await post()).toBe(503);
       stall = false;
@@ -74,22 +83,9 @@ describe('queue-time shedding of new connections', () => {
   it('judges only the first request of a connection, whatever it was for', async () => {
     const server = http.createServer();
     const door = await serve((s) => admission(100, new ConnectionArrivals(s, 150)), 0, server);
-    server.on('connection', () => {
-      const until = performance.now() + 300;
-      while (performance.now() < until) {
-        // Busy.
-      }
-    });
+    stallOnConnection(server, 300);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const send = (method: string) =>
-      new Promise<number>((resolve, reject) => {
-        const request = http.request(door.url, { method, agent }, (response) => {
-          response.resume();
-          response.on('end', () => resolve(response.statusCode ?? 0));
-        });
-        request.on('error', reject);
-        request.end();
-      });
+    const send = (method: string) => statusOf(door.url, method, agent);
     try {
       // A preflight is never refused; it was this connection's first request all the same.
       expect(await send('OPTIONS')).toBe(204);
@@ -103,12 +99,7 @@ describe('queue-time shedding of new connections', () => {
   it('never sheds on waiting when the limit is 0', async () => {
     const server = http.createServer();
     const door = await serve((s) => admission(100, new ConnectionArrivals(s, 0)), 0, server);
-    server.on('connection', () => {
-      const until = performance.now() + 100;
-      while (performance.now() < until) {
-        // Busy.
-      }
-    });
+    stallOnConnection(server, 100);
     try {
       expect((await fetch(door.url, { method: 'POST' })).status).toBe(204);
     } finally {
