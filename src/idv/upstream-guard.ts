@@ -48,8 +48,9 @@ export class UpstreamGuard {
     }
     const { signal, deadline = Infinity } = context;
     // Waiting ends at the queue's own limit or at the mutation's deadline, whichever comes first.
-    const cause = deadline - Date.now() < this.settings.queueWaitMs ? 'deadline' : 'queue-timeout';
-    const waitMs = Math.max(0, Math.min(this.settings.queueWaitMs, deadline - Date.now()));
+    const leftMs = deadline - Date.now();
+    const cause = leftMs < this.settings.queueWaitMs ? 'deadline' : 'queue-timeout';
+    const waitMs = Math.max(0, Math.min(this.settings.queueWaitMs, leftMs));
     await new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         grant: () => {
