@@ -1,10 +1,11 @@
 /**
- * Load from autocannon's programmatic API: loopback only, a bounded number of connections and a
- * bounded duration, either closed-loop (as fast as the target answers) or at a fixed overall rate.
- * Latencies are kept per response, in fractional ms: autocannon's own histogram has 1 ms steps,
- * too coarse for a 1 ms goal.
+ * Load on loopback only, with a bounded number of connections and a bounded duration, either
+ * closed-loop (autocannon: as fast as the target answers) or open-loop at a fixed rate (paced
+ * here on undici's pool, see pacedLoad). Latencies are kept per response, in fractional ms:
+ * autocannon's own histogram has 1 ms steps, too coarse for a 1 ms goal.
  */
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 import { percentile } from './stats.js';
 
 export interface LoadOptions {
@@ -15,7 +16,7 @@ export interface LoadOptions {
   readonly callers: readonly string[];
   readonly connections: number;
   readonly durationSeconds: number;
-  /** Requests per second over all connections; absent: closed loop. */
+  /** Requests per second, evenly spaced (open loop, see pacedLoad); absent: closed loop. */
   readonly overallRate?: number;
 }
 
@@ -30,6 +31,8 @@ export interface LoadResult {
   readonly p50: number;
   readonly p99: number;
   readonly max: number;
+  /** Open loop only: how far behind its schedule the load generator sent its latest request, in ms. */
+  readonly maxSendLagMs?: number;
 }
 
 const MAX_CONNECTIONS = 512;
@@ -39,6 +42,7 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   const { hostname } = new URL(options.url);
   if (hostname !== '127.0.0.1') throw new Error(`the benchmark only loads 127.0.0.1, not ${hostname}`);
   if (options.connections > MAX_CONNECTIONS || options.durationSeconds > MAX_DURATION_SECONDS) throw new Error('load is out of bounds');
+  if (options.overallRate) return pacedLoad({ ...options, overallRate: options.overallRate });
 
   const latencies: number[] = [];
   const started = performance.now();
@@ -58,7 +62,6 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     ],
     connections: options.connections,
     duration: options.durationSeconds,
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
     timeout: 30,
     // A GraphQL error comes with HTTP 200: only a handoff counts as a success.
     verifyBody: (body: string) => isHandoff(body),
@@ -69,19 +72,72 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   });
   const result = await instance;
   const seconds = (performance.now() - started) / 1000;
-  const sorted = Float64Array.from(latencies).sort();
   const responses = result.requests.total;
   const errors = result.non2xx + result.errors + result.timeouts + result.mismatches;
-  return {
-    ok: responses - result.non2xx - result.mismatches,
-    errors,
-    responses,
-    seconds,
-    perSecond: responses / seconds,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    max: sorted.length ? (sorted[sorted.length - 1] as number) : Number.NaN,
+  return { ok: responses - result.non2xx - result.mismatches, errors, responses, seconds, perSecond: responses / seconds, ...latencyFigures(latencies) };
+}
+
+/**
+ * Open loop: one request every 1/rate s whatever the target does, as users arrive, each on a free
+ * keep-alive connection of the pool (queued for one when all are busy). The latency of a request
+ * counts from the moment it was due, not from when it could be sent, so a target that falls
+ * behind is not flattered by fewer requests being sent (coordinated omission).
+ *
+ * Not autocannon's overallRate: it lets each connection send its share of a second back to back
+ * at the top of every second, so a "300/s" run is 64 requests at once, then a closed loop, then a
+ * pause; every target then queues its own CPU behind the whole wave and the figures measure the
+ * wave, not a user.
+ */
+async function pacedLoad(options: LoadOptions & { readonly overallRate: number }): Promise<LoadResult> {
+  const total = Math.max(1, Math.round(options.overallRate * options.durationSeconds));
+  const intervalMs = 1000 / options.overallRate;
+  const origin = new URL(options.url);
+  const pool = new Pool(origin.origin, { connections: options.connections, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 });
+  const latencies: number[] = [];
+  let ok = 0;
+  let errors = 0;
+  let maxSendLagMs = 0;
+  const pending: Promise<void>[] = [];
+  const send = async (index: number, dueAt: number): Promise<void> => {
+    try {
+      const response = await pool.request({
+        path: origin.pathname,
+        method: 'POST',
+        headers: { ...options.headers, authorization: options.callers[index % options.callers.length] ?? '' },
+        body: options.body,
+      });
+      const text = await response.body.text();
+      if (response.statusCode === 200 && isHandoff(text)) {
+        ok += 1;
+        latencies.push(performance.now() - dueAt);
+      } else errors += 1;
+    } catch {
+      errors += 1;
+    }
   };
+  const started = performance.now();
+  try {
+    for (let index = 0; index < total; ) {
+      const now = performance.now();
+      // Every request that is due by now goes out, so a late timer never lowers the rate.
+      for (let dueAt = started + index * intervalMs; index < total && dueAt <= now; dueAt = started + index * intervalMs) {
+        maxSendLagMs = Math.max(maxSendLagMs, now - dueAt);
+        pending.push(send(index, dueAt));
+        index += 1;
+      }
+      if (index < total) await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + index * intervalMs - performance.now())));
+    }
+    await Promise.all(pending);
+  } finally {
+    await pool.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { ok, errors, responses: ok + errors, seconds, perSecond: (ok + errors) / seconds, ...latencyFigures(latencies), maxSendLagMs };
+}
+
+function latencyFigures(latencies: readonly number[]): Pick<LoadResult, 'p50' | 'p99' | 'max'> {
+  const sorted = Float64Array.from(latencies).sort();
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.length ? (sorted[sorted.length - 1] as number) : Number.NaN };
 }
 
 /** A body that carries a handoff and no error (the gateway's and the baselines' shape). */

@@ -15,6 +15,8 @@ export interface RoundResult {
   readonly peakRssMb: number;
   readonly errors: number;
   readonly responses: number;
+  /** Fixed-rate runs: how far behind its schedule the load generator sent a request at worst, in ms. */
+  readonly maxSendLagMs?: number;
 }
 
 export interface TargetResult {

@@ -102,7 +102,8 @@ async function runScenario(plan: ScenarioPlan, headers: Readonly<Record<string, 
         results[i]?.rounds.push(measured);
         console.log(
           `   round ${round} ${service.name}: ${measured.perSecond.toFixed(0)}/s p50 ${measured.p50.toFixed(2)} ms p99 ${measured.p99.toFixed(2)} ms, ` +
-            `${measured.cpuMsPerMutation.toFixed(3)} ms CPU/mutation, ${measured.errors} errors`,
+            `${measured.cpuMsPerMutation.toFixed(3)} ms CPU/mutation, ${measured.errors} errors` +
+            (measured.maxSendLagMs === undefined ? '' : `, load generator at most ${measured.maxSendLagMs.toFixed(1)} ms behind its schedule`),
         );
         const exit = service.exited();
         if (exit) throw new Error(`${service.name} exited (${JSON.stringify(exit)}): ${service.stderrTail()}`);
@@ -129,6 +130,7 @@ async function measure(service: Service, run: () => ReturnType<typeof load>): Pr
     peakRssMb: peakRssMb(service.pid),
     errors: result.errors,
     responses: result.responses,
+    ...(result.maxSendLagMs === undefined ? {} : { maxSendLagMs: result.maxSendLagMs }),
   };
 }
 
