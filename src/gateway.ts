@@ -14,6 +14,7 @@ import { ResilientIdvPlatform, type BreakerState } from './idv/resilient-platfor
 import { UpstreamGuard } from './idv/upstream-guard.js';
 import { GuardedVerification } from './idempotency.js';
 import { GatewayMetrics } from './metrics.js';
+import { backlogWarning, kernelBacklogCap } from './listen-queue.js';
 import { startAdminServer } from './ops-http.js';
 import { recordUpstreamCall } from './request-scope.js';
 import { createServer } from './server.js';
@@ -181,6 +182,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       ...(demo ? { demo: { dir: demo, devToken } } : {}),
     });
     const listening = await server.listen(config.port, config.host);
+    const somaxconn = kernelBacklogCap();
+    const cappedBacklog = backlogWarning(config.http.listenBacklog, somaxconn);
+    if (cappedBacklog) logger.warn({ listenBacklog: config.http.listenBacklog, somaxconn }, cappedBacklog);
     readiness.markReady();
 
     const shutdown = async (): Promise<ShutdownReport> => {

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startEmulator, type IdvEmulator } from '../src/emulator/index.js';
+import { kernelBacklogCap } from '../src/listen-queue.js';
 
 // The built server (compiled by test/global-setup.js), started the way `npm start` and a container start it.
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -163,6 +164,24 @@ describe('the gateway process', () => {
         started.child.kill('SIGTERM');
       }
       expect((await exitOf(started)).code).toBe(0);
+    });
+
+    it('warns at start when the kernel queues fewer new connections than HTTP_LISTEN_BACKLOG asks for', async () => {
+      const started = start({ ...productionEnv(emulator), HTTP_LISTEN_BACKLOG: '65535' });
+      try {
+        await waitFor(started.stdout, /^\{.*"msg":"gateway ready".*\}$/m, started.child);
+      } finally {
+        started.child.kill('SIGTERM');
+      }
+      const { code, stdout } = await exitOf(started);
+      expect(code).toBe(0);
+      const warnings = logLines(stdout, 'the kernel queues at most');
+      // Linux reports its cap (net.core.somaxconn, at most 4096 by default); elsewhere nothing is known.
+      const cap = kernelBacklogCap();
+      if (cap !== null && cap < 65535) {
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatchObject({ level: 40, listenBacklog: 65535, somaxconn: cap });
+      } else expect(warnings).toHaveLength(0);
     });
 
     describe('graceful shutdown', () => {
