@@ -31,7 +31,7 @@ export interface LoadResult {
   readonly p50: number;
   readonly p99: number;
   readonly max: number;
-  /** Open loop only: how far behind its schedule the load generator sent its latest request, in ms. */
+  /** Open loop only: how far behind its schedule the load generator sent a request at worst, in ms. */
   readonly maxSendLagMs?: number;
 }
 
