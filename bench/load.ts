@@ -6,7 +6,7 @@
  */
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { percentile } from './stats.js';
+import { percentile, requestsDueBy } from './stats.js';
 
 export interface LoadOptions {
   readonly url: string;
@@ -120,10 +120,10 @@ async function pacedLoad(options: LoadOptions & { readonly overallRate: number }
     for (let index = 0; index < total; ) {
       const now = performance.now();
       // Every request that is due by now goes out, so a late timer never lowers the rate.
-      for (let dueAt = started + index * intervalMs; index < total && dueAt <= now; dueAt = started + index * intervalMs) {
+      for (const due = requestsDueBy(now, started, intervalMs, total); index < due; index += 1) {
+        const dueAt = started + index * intervalMs;
         maxSendLagMs = Math.max(maxSendLagMs, now - dueAt);
         pending.push(send(index, dueAt));
-        index += 1;
       }
       if (index < total) await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + index * intervalMs - performance.now())));
     }

@@ -16,6 +16,15 @@ export interface Spread {
   readonly max: number;
 }
 
+/**
+ * Open-loop pacing: how many of `total` requests, due one every `intervalMs` from `startedAt` (the
+ * first at `startedAt` itself), are due by `now`.
+ */
+export function requestsDueBy(now: number, startedAt: number, intervalMs: number, total: number): number {
+  if (now < startedAt) return 0;
+  return Math.min(total, Math.floor((now - startedAt) / intervalMs) + 1);
+}
+
 /** Median, min and max of one figure over the rounds of a run. */
 export function spread(values: readonly number[]): Spread {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);

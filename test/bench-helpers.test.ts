@@ -2,10 +2,20 @@ import { classify } from '../bench/burst.js';
 import { packageOf, summarizeProfile, type CpuProfile } from '../bench/cpuprofile.js';
 import { isHandoff } from '../bench/load.js';
 import { checkGoals, type ScenarioResult } from '../bench/report.js';
-import { cpuTicksFromStat, percentile, spread, statusFieldKb } from '../bench/stats.js';
+import { cpuTicksFromStat, percentile, requestsDueBy, spread, statusFieldKb } from '../bench/stats.js';
 
 // The benchmark's pure helpers (the benchmark itself is never part of `npm test`).
 describe('benchmark helpers', () => {
+  it('paces an open loop: the first request at once, then one per interval, never more than asked for', () => {
+    expect(requestsDueBy(999, 1000, 3.5, 10)).toBe(0);
+    expect(requestsDueBy(1000, 1000, 3.5, 10)).toBe(1);
+    expect(requestsDueBy(1003.4, 1000, 3.5, 10)).toBe(1);
+    expect(requestsDueBy(1003.5, 1000, 3.5, 10)).toBe(2);
+    // A timer that fires late sends everything due meanwhile, so the rate holds.
+    expect(requestsDueBy(1020, 1000, 3.5, 10)).toBe(6);
+    expect(requestsDueBy(5000, 1000, 3.5, 10)).toBe(10);
+  });
+
   it('percentile is nearest-rank over sorted values', () => {
     const values = Float64Array.from({ length: 100 }, (_, i) => i + 1);
     expect(percentile(values, 50)).toBe(50);
