@@ -51,9 +51,9 @@ export async function runBurst(options: { quick: boolean; resultsDir: string }):
   console.log(`   accept queue: ${acceptQueue} connections (HTTP_LISTEN_BACKLOG ${LISTEN_BACKLOG}, net.core.somaxconn ${somaxconn ?? 'unknown'})`);
   if (acceptQueue < size) {
     console.log(
-      `   NOTE: the kernel holds only ${acceptQueue} of the ${size} new connections. It drops the handshakes of the rest, whose clients retry after\n` +
-        `   1 s, 3 s, 7 s (TCP SYN retransmission) unseen by the gateway, so some answers may come late whatever it does. To measure the gateway\n` +
-        `   alone, raise the cap first: sysctl -w net.core.somaxconn=${LISTEN_BACKLOG}`,
+      `   NOTE: the kernel queues at most ${acceptQueue} of the ${size} new connections. It drops the handshakes of the rest that arrive while\n` +
+        `   the queue is full; TCP's retransmissions complete them 1 s, 3 s, 7 s later, unseen by the gateway, so some answers may come late\n` +
+        `   whatever it does. To measure the gateway alone, raise the cap first: sysctl -w net.core.somaxconn=${LISTEN_BACKLOG}`,
     );
   }
   const gateway = await startTarget({ kind: 'gateway', flow: 'ephemeral' }, upstream.url, {
@@ -119,7 +119,7 @@ export async function runBurst(options: { quick: boolean; resultsDir: string }):
       `\nGoal (every mutation a handoff or a coded error within ${DEADLINE_MS} ms, no crash, peak RSS ≤ ${RSS_LIMIT_MB} MB): ${goal ? 'MET' : 'NOT MET'}` +
         `${uncoded ? `; ${uncoded} without a handoff or code` : ''}${late ? `; ${late} late` : ''}${crashed ? '; crashed' : ''}${peak > RSS_LIMIT_MB ? `; peak RSS ${peak.toFixed(0)} MB` : ''}`,
     );
-    const json = { date: new Date().toISOString(), size, upstreamLatencyMs: UPSTREAM_LATENCY_MS, deadlineMs: DEADLINE_MS, acceptQueue, somaxconn, counts: Object.fromEntries(counts), handoffs, coded, uncoded, late, lateSinceConnected, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxMs: max, wallMs, cpuMs, peakRssMb: peak, crashed, goalMet: goal };
+    const json = { date: new Date().toISOString(), node: process.version, size, upstreamLatencyMs: UPSTREAM_LATENCY_MS, deadlineMs: DEADLINE_MS, acceptQueue, somaxconn, counts: Object.fromEntries(counts), handoffs, coded, uncoded, late, lateSinceConnected, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxMs: max, wallMs, cpuMs, peakRssMb: peak, crashed, goalMet: goal };
     writeFileSync(`${options.resultsDir}burst-latest.json`, JSON.stringify(json, null, 2));
     console.log(`\nWrote ${options.resultsDir}burst-latest.json`);
   } finally {

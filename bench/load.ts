@@ -78,10 +78,12 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
 }
 
 /**
- * Open loop: one request every 1/rate s whatever the target does, as users arrive, each on a free
- * keep-alive connection of the pool (queued for one when all are busy). The latency of a request
- * counts from the moment it was due, not from when it could be sent, so a target that falls
- * behind is not flattered by fewer requests being sent (coordinated omission).
+ * Open loop: one request every 1/rate s whatever the target does, each on a free keep-alive
+ * connection of the pool (queued for one when all are busy, so the target never sees more than
+ * `connections` at once). The latency of a request counts from the moment it was due, not from
+ * when it could be sent, so a target that falls behind is not flattered by fewer requests being
+ * sent (coordinated omission); the generator's own lag is in it too, alike for every target.
+ * Evenly spaced arrivals are the gentlest pattern there is; real users arrive at random.
  *
  * Not autocannon's overallRate: it lets each connection send its share of a second back to back
  * at the top of every second, so a "300/s" run is 64 requests at once, then a closed loop, then a
@@ -125,7 +127,8 @@ async function pacedLoad(options: LoadOptions & { readonly overallRate: number }
         maxSendLagMs = Math.max(maxSendLagMs, now - dueAt);
         pending.push(send(index, dueAt));
       }
-      if (index < total) await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + index * intervalMs - performance.now())));
+      // Rounded up: Node's timers have whole milliseconds and truncate, which would wake too early for nothing.
+      if (index < total) await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.ceil(started + index * intervalMs - performance.now()))));
     }
     await Promise.all(pending);
   } finally {

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Linux silently caps listen(2)'s backlog at net.core.somaxconn (4096 on kernels since 5.4, 128
- * before). Connections beyond the queue are not refused: the kernel drops the handshake's last
- * packet and each client retries after 1 s, 3 s, 7 s, …, so a burst's tail reaches the gateway
- * seconds late, too late for any shedding here to see the wait. Operators need to know the cap.
+ * before). Connections beyond the queue are not refused: the kernel drops their SYN, or the
+ * handshake's final ACK, and only a retransmission 1 s, 3 s, 7 s, … later completes them, so a
+ * burst's tail reaches the gateway seconds late, too late for any shedding here to see the wait.
+ * Operators need to know the cap.
  */
 export function kernelBacklogCap(read: () => string = () => readFileSync('/proc/sys/net/core/somaxconn', 'utf8')): number | null {
   try {

@@ -156,7 +156,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       new Promise((resolve, reject) => {
         httpServer.once('error', reject);
         // A burst of new connections larger than the accept queue is not refused but dropped by the
-        // kernel, and each dropped client waits out TCP's SYN retransmission (1 s, 3 s, 7 s, …)
+        // kernel, and each dropped handshake waits for TCP's retransmission (1 s, 3 s, 7 s, …)
         // before the gateway even sees it: Node's default queue of 511 made 5 000 taps at once
         // take up to 30 s. The kernel caps it at net.core.somaxconn.
         httpServer.listen({ port, host: host ?? undefined, backlog: options.http.listenBacklog }, () => {
