@@ -11,8 +11,10 @@ import type { RedisState } from './redis.js';
  * (Apollo's default cache) serves. A miss is harmless: the client sends the full query again.
  * What is stored: query texts under their SHA-256, nothing about callers.
  */
-/** Without a TTL from Apollo, queries are kept a day, so Redis never fills with abandoned ones. */
-/** How long a persisted query is kept: the TTL the server gives Apollo, and the fallback here. */
+/**
+ * How long a persisted query is kept: the TTL the server gives Apollo, and the fallback here when
+ * Apollo gives none, so Redis never fills with abandoned queries.
+ */
 export const APQ_TTL_SECONDS = 86_400;
 
 export class ApqCache implements KeyValueCache<string> {
