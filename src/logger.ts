@@ -23,7 +23,7 @@ const REDACTED_PATHS = [
   '*.captureUrl',
 ];
 
-export function createLogger(options: { level: LogLevel; pretty: boolean; async?: boolean }, destination?: pino.DestinationStream): Logger {
+export function createLogger(options: { level: LogLevel; pretty: boolean }, destination?: pino.DestinationStream): Logger {
   const config: LoggerOptions = {
     level: options.level,
     base: { service: 'idv-gateway' },
@@ -38,14 +38,11 @@ export function createLogger(options: { level: LogLevel; pretty: boolean; async?
   if (options.pretty) {
     return pino({ ...config, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
-  if (options.async) {
-    // pino writes to stdout synchronously by default: one write(2) per log line, on the request's
-    // path. Asynchronous, lines written while a write is in flight go out together in the next
-    // one. Nothing is held back when idle (no minLength), and pino flushes the buffer
-    // synchronously when the process exits, a crash included; only a SIGKILL can lose lines.
-    return pino(config, pino.destination({ dest: 1, sync: false }));
-  }
-  return pino(config);
+  // Spelled out, though it is pino's default for stdout: asynchronous, so a slow log reader never
+  // stalls requests. Lines logged while a write is in flight go out together in the next one,
+  // nothing is held back when idle (no minLength), and pino flushes synchronously when the process
+  // exits, a crash included; only a SIGKILL can lose lines.
+  return pino(config, pino.destination({ dest: 1, sync: false }));
 }
 
 /**

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const logger = createLogger({ level: config.logLevel, pretty: !config.production && process.stdout.isTTY, async: config.production });
+  const logger = createLogger({ level: config.logLevel, pretty: !config.production && process.stdout.isTTY });
 
   let gateway;
   try {
