@@ -4,30 +4,51 @@ import type { LogLevel } from './config.js';
 import { currentRequestScope } from './request-scope.js';
 
 /**
- * Paths that could carry a credential if some object ends up in a log line: the caller's bearer
- * token, our API key, the ephemeral token and the handoff URLs that embed it. Defence in depth:
- * the code logs none of these on purpose.
+ * Keys that could carry a credential if some object ends up in a log line: the caller's bearer
+ * token, our API key, the ephemeral token and the handoff URLs that embed it. Censored at the top
+ * of a line and one level down, and in request headers. Defence in depth: the code logs none of
+ * these on purpose.
  */
-const REDACTED_PATHS = [
-  'authorization',
-  'headers.authorization',
-  'req.headers.authorization',
-  '*.authorization',
-  'apiKey',
-  '*.apiKey',
-  'token',
-  '*.token',
-  'mobileUrl',
-  'captureUrl',
-  '*.mobileUrl',
-  '*.captureUrl',
-];
+const SECRET_KEYS = ['authorization', 'apiKey', 'token', 'mobileUrl', 'captureUrl'] as const;
+const CENSOR = '[redacted]';
+// No wildcard paths ("*.token") here: pino runs a wildcard redactor on every value of a line that
+// has no path of its own, strings and numbers included, and @pinojs/redact parses its paths again
+// on each call: 7-10 µs and ~17 KB of garbage per line. One level down is censorNestedSecrets' job.
+const REDACTED_PATHS = [...SECRET_KEYS, 'headers.authorization', 'req.headers.authorization'];
+
+/**
+ * The line with every credential one level down censored (what the paths "*.token" etc. did), on a
+ * copy: the caller's objects stay as they were. Lines without one, nearly all, are returned as
+ * they are, unallocated. Copies keep their prototype and every own property, so an Error with a
+ * token on it is still serialised as an error, message and stack included.
+ */
+export function censorNestedSecrets(line: Record<string, unknown>): Record<string, unknown> {
+  let censoredLine: Record<string, unknown> | undefined;
+  for (const key of Object.keys(line)) {
+    const value = line[key];
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+    if (!SECRET_KEYS.some((secret) => Object.hasOwn(value, secret))) continue;
+    censoredLine ??= { ...line };
+    censoredLine[key] = withSecretsCensored(value);
+  }
+  return censoredLine ?? line;
+}
+
+function withSecretsCensored(value: object): object {
+  const properties: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(value);
+  for (const secret of SECRET_KEYS) {
+    const property = properties[secret];
+    if (property) properties[secret] = { value: CENSOR, enumerable: property.enumerable, writable: true, configurable: true };
+  }
+  return Object.create(Object.getPrototypeOf(value) as object | null, properties) as object;
+}
 
 export function createLogger(options: { level: LogLevel; pretty: boolean }, destination?: pino.DestinationStream): Logger {
   const config: LoggerOptions = {
     level: options.level,
     base: { service: 'idv-gateway' },
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    redact: { paths: REDACTED_PATHS, censor: CENSOR },
+    formatters: { log: censorNestedSecrets },
     // Every line written while a request is handled carries its id, whichever module writes it.
     mixin: () => {
       const scope = currentRequestScope();
