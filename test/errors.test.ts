@@ -1,20 +1,8 @@
-import { Writable } from 'node:stream';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, gatewayError, maskError } from '../src/errors.js';
 import { parseRetryAfter } from '../src/idv/client.js';
 import { IdvError } from '../src/idv/platform.js';
-import { createLogger } from '../src/logger.js';
 import { toClientError } from '../src/verification.js';
-
-function capturingLogger() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(chunk.toString());
-      callback();
-    },
-  });
-  return { lines, logger: createLogger({ level: 'info', pretty: false }, sink) };
-}
+import { capturingLogger } from './support/log-capture.js';
 
 describe('maskError', () => {
   it.each([

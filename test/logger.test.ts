@@ -1,17 +1,10 @@
-import { Writable } from 'node:stream';
-import { censorNestedSecrets, createLogger, pseudonymize } from '../src/logger.js';
+import { censorNestedSecrets, pseudonymize } from '../src/logger.js';
+import { capturingLogger } from './support/log-capture.js';
 
 const SECRET = 'eyJhbGciOiJIUzI1NiJ9.secret-value.signature';
 
-function capturingLogger() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(chunk.toString());
-      callback();
-    },
-  });
-  const logger = createLogger({ level: 'info', pretty: false }, sink);
+function loggedLines() {
+  const { lines, logger } = capturingLogger();
   return {
     logger,
     /** The one line logged by `log`, parsed, and its raw text. */
@@ -26,7 +19,7 @@ function capturingLogger() {
 }
 
 describe('log redaction (defence in depth: the code logs no credential on purpose)', () => {
-  const { logger, line } = capturingLogger();
+  const { logger, line } = loggedLines();
 
   it.each(['authorization', 'apiKey', 'token', 'mobileUrl', 'captureUrl'])('censors %s at the top level and one level down', (key) => {
     const { parsed, raw } = line(() => logger.info({ [key]: SECRET, detail: { [key]: SECRET, kept: 'visible' } }, 'message'));

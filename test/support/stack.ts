@@ -1,9 +1,8 @@
-import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { parseConfig } from '../../src/config.js';
 import { startEmulator, type EmulatorOptions, type IdvEmulator } from '../../src/emulator/index.js';
 import { startGateway, type GatewayOptions, type RunningGateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/logger.js';
+import { capturingLogger } from './log-capture.js';
 
 export const TEST_API_KEY = 'test-api-key-7f3a9c2e1b5d4f60';
 export const TEST_JWT_SECRET = 'test-jwt-secret-that-is-long-enough-for-hs256';
@@ -52,13 +51,6 @@ export async function startStack(
       ...emulatorOptions,
     }));
   const closeEmulator = () => (sharedEmulator ? Promise.resolve() : emulator.close());
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logs.push(chunk.toString('utf8'));
-      callback();
-    },
-  });
   const config = parseConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -72,7 +64,7 @@ export async function startStack(
     LOG_LEVEL: 'debug',
     ...env,
   });
-  const logger = createLogger({ level: config.logLevel, pretty: false }, sink);
+  const { lines: logs, logger } = capturingLogger(config.logLevel);
   let gateway: RunningGateway;
   try {
     gateway = await startGateway(config, logger, gatewayOptions);
