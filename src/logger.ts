@@ -19,8 +19,12 @@ const REDACTED_PATHS = [...SECRET_KEYS, 'headers.authorization', 'req.headers.au
 /**
  * The line with every credential one level down censored (what the paths "*.token" etc. did), on a
  * copy: the caller's objects stay as they were. Lines without one, nearly all, are returned as
- * they are, unallocated. Copies keep their prototype and every own property, so an Error with a
- * token on it is still serialised as an error, message and stack included.
+ * they are. Copies keep their prototype and every own property, so an Error with a token on it is
+ * still serialised as an error, message and stack included.
+ *
+ * What it does not see, unlike pino's wildcard paths: a child logger's bindings and printf-style
+ * arguments (`%j`), both written as given. The gateway binds only constant component names and
+ * logs no printf-style objects; keep it so.
  */
 export function censorNestedSecrets(line: Record<string, unknown>): Record<string, unknown> {
   let censoredLine: Record<string, unknown> | undefined;
@@ -40,6 +44,8 @@ function withSecretsCensored(value: object): object {
     const property = properties[secret];
     if (property) properties[secret] = { value: CENSOR, enumerable: property.enumerable, writable: true, configurable: true };
   }
+  // On Node 24 an error's stack is an accessor that answers only for the error itself.
+  if (value instanceof Error) properties.stack = { value: value.stack, enumerable: false, writable: true, configurable: true };
   return Object.create(Object.getPrototypeOf(value) as object | null, properties) as object;
 }
 

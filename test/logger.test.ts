@@ -37,11 +37,12 @@ describe('log redaction (defence in depth: the code logs no credential on purpos
     expect(parsed.req).toEqual({ method: 'POST', headers: { authorization: '[redacted]', host: 'gateway' } });
   });
 
-  it('censors an error logged with a credential on it, keeping its message', () => {
+  it('censors an error logged with a credential on it, keeping its message and stack', () => {
     const error = Object.assign(new Error('upstream refused'), { token: SECRET });
     const { parsed, raw } = line(() => logger.error({ err: error }, 'failed'));
     expect(raw).not.toContain(SECRET);
     expect(parsed.err).toMatchObject({ type: 'Error', message: 'upstream refused', token: '[redacted]' });
+    expect((parsed.err as { stack: string }).stack).toMatch(/^Error: upstream refused\n\s+at /);
   });
 
   it('leaves the logged object itself untouched', () => {
@@ -55,7 +56,7 @@ describe('log redaction (defence in depth: the code logs no credential on purpos
   it('keeps everything else as it was given: strings, numbers, arrays, nulls, nested objects', () => {
     const upstream = [{ step: 'device', status: 200, ms: 12 }];
     const { parsed } = line(() =>
-      logger.info({ operation: 'StartVerification', durationMs: 34, upstream, user: null, outcome: 'OK', nested: { deeper: { token: 'two levels down' } } }, 'graphql operation'),
+      logger.info({ operation: 'StartVerification', durationMs: 34, upstream, user: null, outcome: 'OK', nested: { deeper: { kept: 'as given' } } }, 'graphql operation'),
     );
     expect(parsed).toMatchObject({
       msg: 'graphql operation',
@@ -65,7 +66,7 @@ describe('log redaction (defence in depth: the code logs no credential on purpos
       upstream,
       user: null,
       outcome: 'OK',
-      nested: { deeper: { token: 'two levels down' } },
+      nested: { deeper: { kept: 'as given' } },
     });
   });
 });
