@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { startJwksServer, type JwksServer } from './support/jwks.js';
 import { startStack, TEST_JWT_SECRET, type GraphQLResponse, type TestStack } from './support/stack.js';
@@ -6,6 +7,12 @@ const secret = new TextEncoder().encode(TEST_JWT_SECRET);
 
 function sign(claims: Record<string, unknown>, configure: (jwt: SignJWT) => SignJWT = (jwt) => jwt.setExpirationTime('5m')): Promise<string> {
   return configure(new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt()).sign(secret);
+}
+
+/** Signed without jose, which refuses to sign some of what a verifier must refuse. */
+function signByHand(head: Record<string, unknown>, claims: Record<string, unknown>): string {
+  const input = `${Buffer.from(JSON.stringify(head)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
 function expectUnauthenticated(response: GraphQLResponse, stack: TestStack): void {
@@ -48,6 +55,10 @@ describe('caller authentication with a shared secret (HS256)', () => {
     ['a token whose subject is not a string', async () => header(`Bearer ${await sign({ sub: 12345 })}`)],
     ['a token not yet valid', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime('10m').setNotBefore('5m'))}`)],
     ['a 10 KB token', async () => header(`Bearer ${'a'.repeat(10_000)}`)],
+    ['a token signed HS512 with the right secret (the algorithm is pinned)', async () => header(`Bearer ${await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS512' }).setExpirationTime('5m').sign(secret)}`)],
+    ['a token with a critical header extension the gateway does not know', async () => header(`Bearer ${signByHand({ alg: 'HS256', crit: ['x-policy'], 'x-policy': 1 }, { sub: 'u', exp: Math.floor(Date.now() / 1000) + 300 })}`)],
+    ['a token whose exp is not a number', async () => header(`Bearer ${await sign({ sub: 'u', exp: String(Math.floor(Date.now() / 1000) + 300) }, (jwt) => jwt)}`)],
+    ['a token expired for longer than the clock tolerance', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 10))}`)],
   ])('refuses %s with 401 UNAUTHENTICATED and no upstream call', async (_name, request) => {
     expectUnauthenticated(await stack.startVerification(await request()), stack);
   });
@@ -63,6 +74,11 @@ describe('caller authentication with a shared secret (HS256)', () => {
     const response = await stack.startVerification({ token: null, headers: { authorization: `bearer ${await sign({ sub: 'u-1' })}` } });
     expect(response.status).toBe(200);
     expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+  });
+
+  it('accepts a token expired within the clock tolerance (5 s by default)', async () => {
+    const token = await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 2));
+    expect((await stack.startVerification({ token })).status).toBe(200);
   });
 
   it('keeps serving after a burst of bad tokens', async () => {
@@ -87,11 +103,18 @@ describe('caller authentication with issuer, audience and a custom user claim', 
     expect(stack.emulator.sessions.get(sessionId)?.metadata).toEqual({ externalUserId: 'member-9' });
   });
 
+  it('accepts an audience list that names the gateway', async () => {
+    const response = await stack.startVerification({ token: await sign({ ...good, aud: ['another-api', 'idv-gateway'] }) });
+    expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+  });
+
   it.each([
     ['a wrong issuer', { ...good, iss: 'https://evil.example.com/' }],
     ['no issuer', { ...good, iss: undefined }],
     ['a wrong audience', { ...good, aud: 'another-api' }],
     ['no audience', { ...good, aud: undefined }],
+    ['an audience list without the gateway', { ...good, aud: ['another-api', 'a-third-api'] }],
+    ['an issuer that only starts like the configured one', { ...good, iss: 'https://auth.example.com/evil' }],
     ['no user claim (only sub)', { ...good, uid: undefined }],
   ])('refuses %s', async (_name, claims) => {
     expectUnauthenticated(await stack.startVerification({ token: await sign(claims) }), stack);
