@@ -29,21 +29,27 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
           const seconds = (performance.now() - started) / 1000;
           const code = errors?.[0] ? clientErrorCode(errors[0].extensions?.code) : null;
           const { auth, logger, scope } = context ?? contextValue;
-          metrics.graphqlOperation(label, code);
-          if (label === START_VERIFICATION) metrics.startVerification(code, scope.workflow, seconds);
-          const userId = auth.ok ? auth.caller.userId : null;
-          logger.info(
-            {
-              operation: operationName ? operationName.slice(0, MAX_LOGGED_NAME) : null,
-              field: label,
-              user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),
-              ...(label === START_VERIFICATION ? { workflow: scope.workflow?.slice(0, MAX_LOGGED_NAME) ?? null } : {}),
-              outcome: code ?? 'OK',
-              durationMs: Math.round(seconds * 1000),
-              upstream: scope.upstream,
-            },
-            'graphql operation',
-          );
+          // Recorded once the answer is on its way, not before: the log line's write (a syscall
+          // handed to libuv's thread pool) and the metrics took ~0.1 ms of each caller's wait at
+          // 300/s. setImmediate runs after this turn's microtasks, in which the answer is written,
+          // and keeps the request's async context (the line's request id).
+          setImmediate(() => {
+            metrics.graphqlOperation(label, code);
+            if (label === START_VERIFICATION) metrics.startVerification(code, scope.workflow, seconds);
+            const userId = auth.ok ? auth.caller.userId : null;
+            logger.info(
+              {
+                operation: operationName ? operationName.slice(0, MAX_LOGGED_NAME) : null,
+                field: label,
+                user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),
+                ...(label === START_VERIFICATION ? { workflow: scope.workflow?.slice(0, MAX_LOGGED_NAME) ?? null } : {}),
+                outcome: code ?? 'OK',
+                durationMs: Math.round(seconds * 1000),
+                upstream: scope.upstream,
+              },
+              'graphql operation',
+            );
+          });
         },
       };
     },
