@@ -10,8 +10,9 @@ function sign(claims: Record<string, unknown>, configure: (jwt: SignJWT) => Sign
 }
 
 /** Signed without jose, which refuses to sign some of what a verifier must refuse. */
-function signByHand(head: Record<string, unknown>, claims: Record<string, unknown>): string {
-  const input = `${Buffer.from(JSON.stringify(head)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+function signByHand(head: Record<string, unknown>, claims: Record<string, unknown> | Buffer): string {
+  const payload = Buffer.isBuffer(claims) ? claims : Buffer.from(JSON.stringify(claims));
+  const input = `${Buffer.from(JSON.stringify(head)).toString('base64url')}.${payload.toString('base64url')}`;
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
@@ -55,6 +56,9 @@ describe('caller authentication with a shared secret (HS256)', () => {
     ['a token whose subject is not a string', async () => header(`Bearer ${await sign({ sub: 12345 })}`)],
     ['a token not yet valid', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime('10m').setNotBefore('5m'))}`)],
     ['a 10 KB token', async () => header(`Bearer ${'a'.repeat(10_000)}`)],
+    ['a token whose subject is invalid UTF-8', async () => header(`Bearer ${signByHand({ alg: 'HS256' }, Buffer.concat([Buffer.from(`{"exp":${Math.floor(Date.now() / 1000) + 300},"sub":"a`), Buffer.from([0xff]), Buffer.from('"}')]))}`)],
+    ['a token whose subject is a lone surrogate', async () => header(`Bearer ${signByHand({ alg: 'HS256' }, Buffer.from(`{"exp":${Math.floor(Date.now() / 1000) + 300},"sub":"a\\ud800"}`))}`)],
+    ['a token whose subject has a C1 control character', async () => header(`Bearer ${await sign({ sub: 'a\u0085b' })}`)],
     ['a token signed HS512 with the right secret (the algorithm is pinned)', async () => header(`Bearer ${await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS512' }).setExpirationTime('5m').sign(secret)}`)],
     ['a token with a critical header extension the gateway does not know', async () => header(`Bearer ${signByHand({ alg: 'HS256', crit: ['x-policy'], 'x-policy': 1 }, { sub: 'u', exp: Math.floor(Date.now() / 1000) + 300 })}`)],
     ['a token whose exp is not a number', async () => header(`Bearer ${await sign({ sub: 'u', exp: String(Math.floor(Date.now() / 1000) + 300) }, (jwt) => jwt)}`)],
@@ -101,6 +105,16 @@ describe('caller authentication with issuer, audience and a custom user claim', 
     const response = await stack.startVerification({ token: await sign(good) });
     const sessionId = response.body.data.startVerification.sessionId;
     expect(stack.emulator.sessions.get(sessionId)?.metadata).toEqual({ externalUserId: 'member-9' });
+  });
+
+  it('requires the issuer in the token itself, whatever Object.prototype carries', async () => {
+    // As if some other code had polluted the prototype: a claim must still be the token's own.
+    Object.defineProperty(Object.prototype, 'iss', { value: good.iss, configurable: true, enumerable: false });
+    try {
+      expectUnauthenticated(await stack.startVerification({ token: await sign({ ...good, iss: undefined }) }), stack);
+    } finally {
+      delete (Object.prototype as { iss?: unknown }).iss;
+    }
   });
 
   it('accepts an audience list that names the gateway', async () => {
