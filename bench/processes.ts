@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpuTicksFromStat, statusFieldKb } from './stats.js';
+import { cpuTicksFromStat, stealTicksFromProcStat, statusFieldKb } from './stats.js';
 
 export interface Service {
   readonly name: string;
@@ -130,6 +130,12 @@ export const gatewayReadyLine = (line: string): string | undefined => {
 export function cpuTimeMs(pid: number): number {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   return (cpuTicksFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8')) * 1000) / clockTicks;
+}
+
+/** Time the hypervisor took from `cpu` so far (its steal time), in ms. */
+export function stolenMs(cpu: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return (stealTicksFromProcStat(readFileSync('/proc/stat', 'utf8'), cpu) * 1000) / clockTicks;
 }
 
 /**

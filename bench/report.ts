@@ -17,6 +17,8 @@ export interface RoundResult {
   readonly responses: number;
   /** Fixed-rate runs: how far behind its schedule the load generator sent a request at worst, in ms. */
   readonly maxSendLagMs?: number;
+  /** % of the round's wall time the hypervisor took from the server's core and from the load generator's (steal time). */
+  readonly stolenPercent?: { readonly server: number; readonly client: number };
 }
 
 export interface TargetResult {
@@ -80,6 +82,13 @@ function paired(target: TargetResult, base: TargetResult, pick: (r: RoundResult)
     return other ? op(pick(round), pick(other)) : Number.NaN;
   });
   return spread(values);
+}
+
+/** Steal time over every measured round (server core, load generator's core); undefined when not read. */
+export function stealSpread(scenarios: readonly ScenarioResult[]): { server: Spread; client: Spread } | undefined {
+  const stolen = scenarios.flatMap((scenario) => scenario.targets.flatMap((target) => target.rounds.flatMap((round) => (round.stolenPercent ? [round.stolenPercent] : []))));
+  if (stolen.length === 0) return undefined;
+  return { server: spread(stolen.map((each) => each.server)), client: spread(stolen.map((each) => each.client)) };
 }
 
 export function renderTable(scenario: ScenarioResult): string {

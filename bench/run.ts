@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runBurst } from './burst.js';
 import { load } from './load.js';
-import { canPin, cpuTimeMs, peakRssMb, resetPeakRss, type Service } from './processes.js';
+import { canPin, cpuTimeMs, peakRssMb, resetPeakRss, stolenMs, type Service } from './processes.js';
 import { runProfile } from './profile.js';
 import {
   checkGoals,
@@ -21,11 +21,13 @@ import {
   renderGoals,
   renderSvg,
   renderTable,
+  stealSpread,
   type RoundResult,
   type ScenarioResult,
   type TargetResult,
 } from './report.js';
-import { CLIENT_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetSpec } from './setup.js';
+import { CLIENT_CPU, SERVER_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetSpec } from './setup.js';
+import type { Spread } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -103,7 +105,8 @@ async function runScenario(plan: ScenarioPlan, headers: Readonly<Record<string, 
         console.log(
           `   round ${round} ${service.name}: ${measured.perSecond.toFixed(0)}/s p50 ${measured.p50.toFixed(2)} ms p99 ${measured.p99.toFixed(2)} ms, ` +
             `${measured.cpuMsPerMutation.toFixed(3)} ms CPU/mutation, ${measured.errors} errors` +
-            (measured.maxSendLagMs === undefined ? '' : `, load generator at most ${measured.maxSendLagMs.toFixed(1)} ms behind its schedule`),
+            (measured.maxSendLagMs === undefined ? '' : `, load generator at most ${measured.maxSendLagMs.toFixed(1)} ms behind its schedule`) +
+            (measured.stolenPercent ? `, steal ${measured.stolenPercent.server.toFixed(1)} % (server core) / ${measured.stolenPercent.client.toFixed(1)} % (generator's)` : ''),
         );
         const exit = service.exited();
         if (exit) throw new Error(`${service.name} exited (${JSON.stringify(exit)}): ${service.stderrTail()}`);
@@ -118,9 +121,11 @@ async function runScenario(plan: ScenarioPlan, headers: Readonly<Record<string, 
 
 async function measure(service: Service, run: () => ReturnType<typeof load>): Promise<RoundResult> {
   resetPeakRss(service.pid);
+  const stolenBefore = canPin() ? [stolenMs(SERVER_CPU), stolenMs(CLIENT_CPU)] : undefined;
   const cpuBefore = cpuTimeMs(service.pid);
   const result = await run();
   const cpuMs = cpuTimeMs(service.pid) - cpuBefore;
+  const stolen = (cpu: number, before: number) => ((stolenMs(cpu) - before) / (result.seconds * 1000)) * 100;
   return {
     perSecond: result.perSecond,
     p50: result.p50,
@@ -131,6 +136,7 @@ async function measure(service: Service, run: () => ReturnType<typeof load>): Pr
     errors: result.errors,
     responses: result.responses,
     ...(result.maxSendLagMs === undefined ? {} : { maxSendLagMs: result.maxSendLagMs }),
+    ...(stolenBefore ? { stolenPercent: { server: stolen(SERVER_CPU, stolenBefore[0] as number), client: stolen(CLIENT_CPU, stolenBefore[1] as number) } } : {}),
   };
 }
 
@@ -184,8 +190,13 @@ async function main(): Promise<void> {
         `(bare handlers, two calls per mutation: ${cost.got.median.toFixed(3)} vs ${cost.undici.median.toFixed(3)} ms per mutation)`,
     );
   }
+  const steal = stealSpread(scenarios);
+  if (steal) {
+    const range = (s: Spread) => `${s.median.toFixed(1)} % (${s.min.toFixed(1)}–${s.max.toFixed(1)})`;
+    console.log(`\nNoise from the host: the hypervisor took ${range(steal.server)} of the server core's time per round, ${range(steal.client)} of the load generator's`);
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify({ date: new Date().toISOString(), environment, settings, scenarios, goals, clientCost: cost ?? null }, null, 2);
+  const json = JSON.stringify({ date: new Date().toISOString(), environment, settings, scenarios, goals, clientCost: cost ?? null, steal: steal ?? null }, null, 2);
   writeFileSync(`${RESULTS_DIR}bench-${stamp}.json`, json);
   writeFileSync(`${RESULTS_DIR}latest.json`, json);
   writeFileSync(`${RESULTS_DIR}latest.svg`, renderSvg(scenarios));

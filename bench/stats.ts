@@ -50,6 +50,18 @@ export function cpuTicksFromStat(stat: string): number {
   return utime + stime;
 }
 
+/**
+ * Ticks the hypervisor took from one CPU (the `steal` column of its `cpu<N>` line in /proc/stat):
+ * time a virtual machine's CPU was ready to run but not running, the noise a shared host adds.
+ */
+export function stealTicksFromProcStat(stat: string, cpu: number): number {
+  const line = stat.split('\n').find((each) => each.startsWith(`cpu${cpu} `));
+  // cpuN user nice system idle iowait irq softirq steal …
+  const steal = Number(line?.trim().split(/\s+/)[8]);
+  if (!Number.isFinite(steal)) throw new Error(`no steal column for cpu${cpu} in /proc/stat`);
+  return steal;
+}
+
 /** A "Name:   value kB" field of /proc/<pid>/status, in kB (VmRSS, VmHWM: the peak RSS); undefined when absent. */
 export function statusFieldKb(status: string, field: string): number | undefined {
   const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status);

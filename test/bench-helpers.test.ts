@@ -1,8 +1,8 @@
 import { classify } from '../bench/burst.js';
 import { packageOf, summarizeProfile, type CpuProfile } from '../bench/cpuprofile.js';
 import { isHandoff } from '../bench/load.js';
-import { checkGoals, type ScenarioResult } from '../bench/report.js';
-import { cpuTicksFromStat, percentile, requestsDueBy, spread, statusFieldKb } from '../bench/stats.js';
+import { checkGoals, stealSpread, type ScenarioResult } from '../bench/report.js';
+import { cpuTicksFromStat, percentile, requestsDueBy, spread, statusFieldKb, stealTicksFromProcStat } from '../bench/stats.js';
 
 // The benchmark's pure helpers (the benchmark itself is never part of `npm test`).
 describe('benchmark helpers', () => {
@@ -14,6 +14,21 @@ describe('benchmark helpers', () => {
     // A timer that fires late sends everything due meanwhile, so the rate holds.
     expect(requestsDueBy(1020, 1000, 3.5, 10)).toBe(6);
     expect(requestsDueBy(5000, 1000, 3.5, 10)).toBe(10);
+  });
+
+  it('reads one CPU\'s steal time from /proc/stat, and fails loudly without it', () => {
+    const stat = 'cpu  444174 381 63867 666245 15875 0 28216 19497 0 0\ncpu0 222000 190 31000 333000 7000 0 14000 9000 0 0\ncpu1 222174 191 32867 333245 8875 0 14216 10497 0 0\nintr 1 2 3\n';
+    expect(stealTicksFromProcStat(stat, 0)).toBe(9000);
+    expect(stealTicksFromProcStat(stat, 1)).toBe(10497);
+    expect(() => stealTicksFromProcStat(stat, 2)).toThrow('no steal column for cpu2');
+    expect(() => stealTicksFromProcStat('cpu1 1 2 3\n', 1)).toThrow();
+  });
+
+  it('sums up steal time over every round of every scenario, or nothing when it was not read', () => {
+    const round = (server?: number) => ({ perSecond: 1, p50: 1, p99: 1, cpuMsPerMutation: 1, cpuPercent: 1, peakRssMb: 1, errors: 0, responses: 1, ...(server === undefined ? {} : { stolenPercent: { server, client: server * 2 } }) });
+    const scenario = (rounds: ReturnType<typeof round>[]): ScenarioResult => ({ name: 'latency', description: '', upstreamLatencyMs: 20, overallRate: 300, connections: 1, targets: [{ name: 'gateway', spec: { kind: 'gateway', flow: 'ephemeral' }, rounds }] });
+    expect(stealSpread([scenario([round(1), round(3)]), scenario([round(2)])])).toEqual({ server: { median: 2, min: 1, max: 3 }, client: { median: 4, min: 2, max: 6 } });
+    expect(stealSpread([scenario([round()])])).toBeUndefined();
   });
 
   it('percentile is nearest-rank over sorted values', () => {
