@@ -128,14 +128,18 @@ export const gatewayReadyLine = (line: string): string | undefined => {
 
 /** The process's own CPU time (user + system, all threads) so far, in ms. */
 export function cpuTimeMs(pid: number): number {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return (cpuTicksFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8')) * 1000) / clockTicks;
+  return ticksToMs(cpuTicksFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8')));
 }
 
 /** Time the hypervisor took from `cpu` so far (its steal time), in ms. */
 export function stolenMs(cpu: number): number {
+  return ticksToMs(stealTicksFromProcStat(readFileSync('/proc/stat', 'utf8'), cpu));
+}
+
+/** /proc counts CPU time in clock ticks (USER_HZ). */
+function ticksToMs(ticks: number): number {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return (stealTicksFromProcStat(readFileSync('/proc/stat', 'utf8'), cpu) * 1000) / clockTicks;
+  return (ticks * 1000) / clockTicks;
 }
 
 /**
