@@ -8,7 +8,7 @@ export interface GatewayContext {
   /** Who is calling: verified once per request, checked by the resolvers that need a caller. */
   readonly auth: AuthResult;
   readonly verification: GuardedVerification;
-  /** Its lines carry the request id (the logger's mixin reads it from the request scope). */
+  /** The process's logger: a line about this request names `requestId` itself. */
   readonly logger: Logger;
   readonly requestId: string;
   /** What the operation log reports: the workflow asked for and the upstream calls made. */

@@ -71,18 +71,39 @@ export function clientErrorCode(code: unknown): string {
   return isPassthroughCode(code) ? code : ErrorCode.INTERNAL_SERVER_ERROR;
 }
 
+const UNEXPECTED_ERROR_LINE = 'unexpected error, masked for the client';
+// Unexpected errors already logged with their request's id (see logUnexpectedErrors).
+const loggedWithRequest = new WeakSet<object>();
+
+/**
+ * Logs the request's unexpected errors (those maskError will hide), with its request id: Apollo's
+ * formatError, which masks them, is not told which request an error belongs to. Called from the
+ * operation log's didEncounterErrors hook.
+ */
+export function logUnexpectedErrors(errors: readonly GraphQLError[], logger: Logger, requestId: string): void {
+  for (const error of errors) {
+    const code = error.extensions?.code;
+    if (isPassthroughCode(code)) continue;
+    loggedWithRequest.add(error);
+    logger.error({ requestId, code, cause: error.message, path: error.path }, UNEXPECTED_ERROR_LINE);
+  }
+}
+
 /**
  * Apollo's formatError: the allow-listed codes pass through with `retryable` filled in (GraphQL's
- * own request errors are never retryable); anything else is an unexpected failure, logged and
- * answered with a generic INTERNAL_SERVER_ERROR that reveals nothing of its cause.
+ * own request errors are never retryable); anything else is an unexpected failure, answered with a
+ * generic INTERNAL_SERVER_ERROR that reveals nothing of its cause, and logged here unless
+ * logUnexpectedErrors already did (an error outside an operation has no request id to add).
  */
-export function maskError(formatted: GraphQLFormattedError, logger: Logger): GraphQLFormattedError {
+export function maskError(formatted: GraphQLFormattedError, error: unknown, logger: Logger): GraphQLFormattedError {
   const code = formatted.extensions?.code;
   if (isPassthroughCode(code)) {
     const retryable = formatted.extensions?.retryable ?? (code in RETRYABLE && RETRYABLE[code as ErrorCode]);
     return { ...formatted, extensions: { ...formatted.extensions, code, retryable } };
   }
-  logger.error({ code, cause: formatted.message, path: formatted.path }, 'unexpected error, masked for the client');
+  if (!(typeof error === 'object' && error !== null && loggedWithRequest.has(error))) {
+    logger.error({ code, cause: formatted.message, path: formatted.path }, UNEXPECTED_ERROR_LINE);
+  }
   return {
     message: INTERNAL_ERROR_MESSAGE,
     ...(formatted.path ? { path: formatted.path } : {}),

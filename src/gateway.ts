@@ -16,7 +16,6 @@ import { GuardedVerification } from './idempotency.js';
 import { backlogWarning, kernelBacklogCap } from './listen-queue.js';
 import { GatewayMetrics } from './metrics.js';
 import { startAdminServer } from './ops-http.js';
-import { recordUpstreamCall } from './request-scope.js';
 import { createServer } from './server.js';
 import { flightSettingsFor, SharedFlights } from './state/flight.js';
 import { openState, type SharedStateStatus } from './state/index.js';
@@ -115,9 +114,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     const idvLogger = logger.child({ component: 'idv' });
     // Each upstream call feeds the metrics and the calling request's operation log line.
     const observer: UpstreamObserver = {
-      upstreamCall(step, status, seconds) {
+      upstreamCall(step, status, seconds, context) {
         metrics.upstreamCall(step, status, seconds);
-        recordUpstreamCall(step, status, seconds * 1000);
+        context.upstreamCalls?.push({ step, status: typeof status === 'number' ? status : status.errorCode, ms: Math.round(seconds * 1000) });
       },
     };
     const client = new IdvApiClient(

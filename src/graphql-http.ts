@@ -16,7 +16,7 @@ import type { GatewayContext } from './context.js';
 import { answerRequestError, errorSummary, sendText } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
 import { observeHttpRequest, routeOf } from './ops-http.js';
-import { openRequestScope, runInRequestScope, type RequestScope } from './request-scope.js';
+import { openRequestScope, type RequestScope } from './request-scope.js';
 import { setHeaders, type Header, type Middleware } from './security-headers.js';
 
 export interface RequestTarget {
@@ -74,30 +74,27 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
   // body-parser is connect middleware: on node's req and res it reads, inflates, limits and parses
   // exactly as it did under Express, and its errors carry the same statuses.
   const readJsonBody = express.json({ limit: bodyLimitBytes }) as unknown as Middleware;
-  const fail = (res: ServerResponse, error: unknown) => failRequest(res, error, logger, bodyLimitBytes);
+  const fail = (res: ServerResponse, error: unknown, scope: RequestScope) => failRequest(res, error, logger, bodyLimitBytes, scope.requestId);
 
   const readAndExecute = (req: IncomingMessage, res: ServerResponse, target: RequestTarget, scope: RequestScope) => {
     // A handoff carries a live credential: no shared cache may keep it.
     res.setHeader('cache-control', 'no-store');
     if (!admit(req, res)) return;
     readJsonBody(req, res, (error) =>
-      // Reading ends in a stream event, outside the request's async context: enter it again.
-      runInRequestScope(scope, () => (error ? fail(res, error) : execute(options, req, res, target.search, scope).catch((cause: unknown) => fail(res, cause)))),
+      error ? fail(res, error, scope) : execute(options, req, res, target.search, scope).catch((cause: unknown) => fail(res, cause, scope)),
     );
   };
 
   return (req, res, target) => {
     const scope = openRequestScope(req, res);
     observeHttpRequest(options.metrics, routeOf(target.pathname), res);
-    runInRequestScope(scope, () => {
-      try {
-        setHeaders(res, options.securityHeaders);
-        // Answers preflights itself, before admission: they cost nothing and must keep answering.
-        applyCors(req, res, (error) => (error ? fail(res, error) : readAndExecute(req, res, target, scope)));
-      } catch (error) {
-        fail(res, error);
-      }
-    });
+    try {
+      setHeaders(res, options.securityHeaders);
+      // Answers preflights itself, before admission: they cost nothing and must keep answering.
+      applyCors(req, res, (error) => (error ? fail(res, error, scope) : readAndExecute(req, res, target, scope)));
+    } catch (error) {
+      fail(res, error, scope);
+    }
   };
 }
 
@@ -152,12 +149,12 @@ function withUtf8Charset(type: string): string {
  * A JSON error answer when nothing was sent yet. Once the answer has begun, the connection is cut,
  * as Express's final handler did: the client must not take a truncated answer for a whole one.
  */
-function failRequest(res: ServerResponse, error: unknown, logger: Logger, bodyLimitBytes: number): void {
+function failRequest(res: ServerResponse, error: unknown, logger: Logger, bodyLimitBytes: number, requestId: string): void {
   if (!res.headersSent) {
-    answerRequestError(res, error, logger, bodyLimitBytes);
+    answerRequestError(res, error, logger, bodyLimitBytes, requestId);
     return;
   }
-  logger.error({ err: errorSummary(error) }, 'request failed after its answer began');
+  logger.error({ requestId, err: errorSummary(error) }, 'request failed after its answer began');
   res.destroy();
 }
 

@@ -21,10 +21,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 /**
  * Failures before GraphQL runs (malformed JSON, a body over the limit, a bad content encoding) and
- * unexpected ones get a JSON answer in GraphQL's error shape, never an HTML error page. Call it in
- * the request's scope: a 5xx is logged, with the request id.
+ * unexpected ones get a JSON answer in GraphQL's error shape, never an HTML error page. A 5xx is
+ * logged, with the request id.
  */
-export function answerRequestError(res: ServerResponse, error: unknown, logger: Logger, bodyLimitBytes: number): void {
+export function answerRequestError(res: ServerResponse, error: unknown, logger: Logger, bodyLimitBytes: number, requestId: string | undefined): void {
   const status = httpStatusOf(error);
   const message =
     status === 413
@@ -32,7 +32,7 @@ export function answerRequestError(res: ServerResponse, error: unknown, logger: 
       : status < 500
         ? 'The request body is not valid JSON for a GraphQL request.'
         : INTERNAL_ERROR_MESSAGE;
-  if (status >= 500) logger.error({ err: errorSummary(error) }, 'request failed');
+  if (status >= 500) logger.error({ requestId, err: errorSummary(error) }, 'request failed');
   sendJson(res, status, {
     errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
   });

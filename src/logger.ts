@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel } from './config.js';
-import { currentRequestScope } from './request-scope.js';
 
 /**
  * Keys that could carry a credential if some object ends up in a log line: the caller's bearer
@@ -55,11 +54,6 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
     base: { service: 'idv-gateway' },
     redact: { paths: REDACTED_PATHS, censor: CENSOR },
     formatters: { log: censorNestedSecrets },
-    // Every line written while a request is handled carries its id, whichever module writes it.
-    mixin: () => {
-      const scope = currentRequestScope();
-      return scope ? { requestId: scope.requestId } : {};
-    },
   };
   if (destination) return pino(config, destination);
   if (options.pretty) {

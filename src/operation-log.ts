@@ -6,7 +6,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { Kind, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { GatewayContext } from './context.js';
-import { clientErrorCode } from './errors.js';
+import { clientErrorCode, logUnexpectedErrors } from './errors.js';
 import { pseudonymize } from './logger.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -25,20 +25,23 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
         async didResolveOperation({ operation }) {
           if (operation) label = operationLabel(operation, schema);
         },
+        async didEncounterErrors({ errors }) {
+          logUnexpectedErrors(errors, contextValue.logger, contextValue.requestId);
+        },
         async willSendResponse({ operationName, errors, contextValue: context }) {
           const seconds = (performance.now() - started) / 1000;
           const code = errors?.[0] ? clientErrorCode(errors[0].extensions?.code) : null;
           const { auth, logger, scope } = context ?? contextValue;
           // Recorded once the answer is on its way, not before: the log line's write (a syscall
           // handed to libuv's thread pool) and the metrics took ~0.1 ms of each caller's wait at
-          // 300/s. setImmediate runs after this turn's microtasks, in which the answer is written,
-          // and keeps the request's async context (the line's request id).
+          // 300/s. setImmediate runs after this turn's microtasks, in which the answer is written.
           setImmediate(() => {
             metrics.graphqlOperation(label, code);
             if (label === START_VERIFICATION) metrics.startVerification(code, scope.workflow, seconds);
             const userId = auth.ok ? auth.caller.userId : null;
             logger.info(
               {
+                requestId: scope.requestId,
                 operation: operationName ? operationName.slice(0, MAX_LOGGED_NAME) : null,
                 field: label,
                 user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),

@@ -20,7 +20,7 @@ import type { GatewayMetrics } from './metrics.js';
 import { operationObserver } from './operation-log.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
 import { httpMetrics, metricsRoute } from './ops-http.js';
-import { requestScope, runInScopeOf } from './request-scope.js';
+import { requestScope, scopeOf } from './request-scope.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
 import { recordHeaders, securityHeaders } from './security-headers.js';
@@ -89,8 +89,8 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     csrfPrevention: true,
     // main.ts owns signal handling (graceful shutdown); Apollo's own handler would re-raise the signal.
     stopOnTerminationSignals: false,
-    formatError: (formatted) => {
-      const masked = maskError(formatted, logger);
+    formatError: (formatted, error) => {
+      const masked = maskError(formatted, error, logger);
       return production ? { ...masked, message: hideLimit(masked.message) } : masked;
     },
     plugins: [
@@ -182,7 +182,6 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
 function httpErrorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
     if (res.headersSent) return next(error);
-    // Reached outside the request's async scope: log in it again, for the request id.
-    runInScopeOf(res, () => answerRequestError(res, error, logger, bodyLimitBytes));
+    answerRequestError(res, error, logger, bodyLimitBytes, scopeOf(res)?.requestId);
   };
 }

@@ -1,4 +1,9 @@
-import { ErrorCode, INTERNAL_ERROR_MESSAGE, gatewayError, maskError } from '../src/errors.js';
+import { ApolloServer } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import type { GatewayContext } from '../src/context.js';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, gatewayError, logUnexpectedErrors, maskError } from '../src/errors.js';
+import { GatewayMetrics } from '../src/metrics.js';
+import { operationObserver } from '../src/operation-log.js';
 import { parseRetryAfter } from '../src/idv/client.js';
 import { IdvError } from '../src/idv/platform.js';
 import { toClientError } from '../src/verification.js';
@@ -18,14 +23,14 @@ describe('maskError', () => {
     ['PERSISTED_QUERY_NOT_FOUND', false],
   ])('passes %s through with retryable=%s', (code, retryable) => {
     const { logger, lines } = capturingLogger();
-    const masked = maskError({ message: 'what to do', extensions: { code } }, logger);
+    const masked = maskError({ message: 'what to do', extensions: { code } }, undefined, logger);
     expect(masked).toEqual({ message: 'what to do', extensions: { code, retryable } });
     expect(lines).toEqual([]);
   });
 
   it('keeps extra extensions such as retryAfterSeconds', () => {
     const { logger } = capturingLogger();
-    const masked = maskError({ message: 'm', extensions: { code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 5 } }, logger);
+    const masked = maskError({ message: 'm', extensions: { code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 5 } }, undefined, logger);
     expect(masked.extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 5 });
   });
 
@@ -35,11 +40,55 @@ describe('maskError', () => {
     ['no code at all', { message: 'secret internals', path: ['startVerification'] }],
   ])('masks %s and logs its cause', (_name, formatted) => {
     const { logger, lines } = capturingLogger();
-    const masked = maskError(formatted, logger);
+    const masked = maskError(formatted, new Error(formatted.message), logger);
     expect(masked.message).toBe(INTERNAL_ERROR_MESSAGE);
     expect(masked.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', retryable: false });
     expect(JSON.stringify(masked)).not.toContain(formatted.message);
     expect(lines.join('')).toContain(JSON.stringify(formatted.message).slice(1, -1));
+  });
+});
+
+describe('logUnexpectedErrors', () => {
+  it('logs the unexpected ones with the request id, and maskError then does not log them again', () => {
+    const { logger, lines } = capturingLogger();
+    const unexpected = new GraphQLError('secret internals', { path: ['startVerification'] });
+    const expected = gatewayError(ErrorCode.IDV_UNAVAILABLE, 'retry');
+    logUnexpectedErrors([unexpected, expected], logger, 'req-7');
+    expect(lines.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ requestId: 'req-7', cause: 'secret internals', path: ['startVerification'], msg: 'unexpected error, masked for the client' }),
+    ]);
+    maskError({ message: 'secret internals', extensions: { code: 'INTERNAL_SERVER_ERROR' } }, unexpected, logger);
+    expect(lines).toHaveLength(1);
+  });
+
+  it("is wired so that a resolver's unexpected error is logged once, with its request id, and masked", async () => {
+    const { logger, lines } = capturingLogger();
+    const apollo = new ApolloServer<GatewayContext>({
+      typeDefs: 'type Query { broken: String }',
+      resolvers: {
+        Query: {
+          broken: () => {
+            throw new Error('secret internals');
+          },
+        },
+      },
+      formatError: (formatted, error) => maskError(formatted, error, logger),
+      plugins: [operationObserver({ logUserIds: false, metrics: new GatewayMetrics({ workflows: [] }) })],
+    });
+    await apollo.start();
+    const scope = { requestId: 'req-8', upstream: [], workflow: null };
+    const contextValue = { auth: { ok: false }, logger, requestId: scope.requestId, scope } as unknown as GatewayContext;
+    const response = await apollo.executeOperation({ query: '{ broken }' }, { contextValue });
+    await apollo.stop();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(response.body.kind === 'single' && response.body.singleResult.errors).toEqual([
+      { message: INTERNAL_ERROR_MESSAGE, path: ['broken'], locations: undefined, extensions: { code: 'INTERNAL_SERVER_ERROR', retryable: false } },
+    ]);
+    const written = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(written.filter((line) => line.msg === 'unexpected error, masked for the client')).toEqual([
+      expect.objectContaining({ requestId: 'req-8', cause: 'secret internals' }),
+    ]);
+    expect(written.find((line) => line.msg === 'graphql operation')).toMatchObject({ requestId: 'req-8', outcome: 'INTERNAL_SERVER_ERROR' });
   });
 });
 

@@ -155,12 +155,12 @@ export class IdvApiClient implements IdvPlatform {
           ? new IdvError('unavailable', step, cause === 'deadline' ? 'deadline exceeded' : 'caller went away', { cause, durationMs })
           : networkFailure(step, error, durationMs);
       const { errorCode, cause: why } = failure.details;
-      this.observer?.upstreamCall(step, { errorCode: errorCode ?? why ?? 'error' }, (performance.now() - started) / 1000);
+      this.observer?.upstreamCall(step, { errorCode: errorCode ?? why ?? 'error' }, (performance.now() - started) / 1000, context);
       throw failure;
     }
     const durationMs = elapsed(started);
     const { statusCode } = response;
-    this.observer?.upstreamCall(step, statusCode, (performance.now() - started) / 1000);
+    this.observer?.upstreamCall(step, statusCode, (performance.now() - started) / 1000, context);
     if (statusCode >= 200 && statusCode < 300) {
       try {
         return JSON.parse(response.body) as unknown;

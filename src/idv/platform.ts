@@ -31,6 +31,16 @@ export interface CallContext {
   readonly deadline?: number;
   /** Correlates the upstream's logs with ours. */
   readonly requestId?: string;
+  /** The request's list of upstream calls (its operation log line): the observer appends each call here. */
+  readonly upstreamCalls?: UpstreamCall[];
+}
+
+/** One upstream call as the operation log line lists it. */
+export interface UpstreamCall {
+  readonly step: IdvStep;
+  /** The HTTP status, or the network error code when there was no answer. */
+  readonly status: number | string;
+  readonly ms: number;
 }
 
 /**
@@ -38,7 +48,7 @@ export interface CallContext {
  * `status` is the HTTP status, or the network error code when no answer came.
  */
 export interface UpstreamObserver {
-  upstreamCall(step: IdvStep, status: number | { readonly errorCode: string }, seconds: number): void;
+  upstreamCall(step: IdvStep, status: number | { readonly errorCode: string }, seconds: number, context: CallContext): void;
 }
 
 export interface IdvPlatform {

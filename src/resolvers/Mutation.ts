@@ -8,6 +8,10 @@ export const Mutation: MutationResolvers = {
     const asked = input?.workflow ?? context.verification.workflowNames[0] ?? null;
     context.scope.workflow = asked !== null && context.verification.workflowNames.includes(asked) ? asked : 'unknown';
     const caller = requireCaller(context);
-    return context.verification.start(caller, { workflow: input?.workflow, locale: input?.locale, idempotencyKey: input?.idempotencyKey }, { signal: context.signal, requestId: context.requestId });
+    return context.verification.start(caller, { workflow: input?.workflow, locale: input?.locale, idempotencyKey: input?.idempotencyKey }, {
+      signal: context.signal,
+      requestId: context.requestId,
+      upstreamCalls: context.scope.upstream,
+    });
   },
 };
