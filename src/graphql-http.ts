@@ -2,7 +2,7 @@
  * The GraphQL endpoint, served on the bare node:http server. Express, its JSON middleware and
  * Apollo's Express integration cost more CPU per request than the gateway's own work for a
  * mutation, so /graphql goes around them: this handler keeps what their chain did, in the same
- * order and with the same bytes out (request id and log scope, metrics, helmet's headers, CORS,
+ * order and with the same bytes out (request id, metrics, helmet's headers, CORS,
  * no-store, admission, body-parser's JSON, JSON error answers). Every other path is the Express
  * app's (server.ts).
  */
