@@ -2,8 +2,8 @@
  * A bare `node:http` handler doing the same upstream calls as the gateway, with nothing else: no
  * GraphQL, no auth, no validation, no logging. The floor the gateway is compared against.
  *
- *   BENCH_CLIENT=got     `got` 14 configured as the gateway's client (src/idv/client.ts): one
- *                        got.extend instance, keep-alive agent, no retry, text body, JSON.parse.
+ *   BENCH_CLIENT=got     `got` 14 as the gateway calls it: the got instance of src/idv/client.ts
+ *                        (createUpstreamGot), keep-alive agent, no retry, text body, JSON.parse.
  *   BENCH_CLIENT=undici  `undici.request` on its keep-alive pool, the cheapest client there is.
  *   BENCH_FLOW=ephemeral (device, then session) or deeplink (one call).
  *
@@ -11,10 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import got from 'got';
 import { Agent, request } from 'undici';
 import { buildHandoffUrls, handoffUrlsFor } from '../src/handoff.js';
+import { createUpstreamGot } from '../src/idv/client.js';
 
 type Post = (path: string, authorization: string, requestId: string, body: unknown, query?: string) => Promise<unknown>;
 
@@ -26,17 +27,8 @@ const flow = process.env.BENCH_FLOW === 'deeplink' ? 'deeplink' : 'ephemeral';
 const post = process.env.BENCH_CLIENT === 'undici' ? undiciPost() : gotPost();
 
 function gotPost(): Post {
-  // The same options as IdvApiClient's instance.
-  const client = got.extend({
-    prefixUrl: `${baseUrl}/`,
-    agent: { http: new http.Agent({ keepAlive: true }) },
-    timeout: { request: 5000 },
-    retry: { limit: 0 },
-    followRedirect: false,
-    throwHttpErrors: false,
-    responseType: 'text',
-    headers: { accept: 'application/json', 'user-agent': 'idv-gateway' },
-  });
+  // IdvApiClient's own instance, with the gateway's default timeout.
+  const client = createUpstreamGot({ baseUrl, timeoutMs: 5000, agents: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) } });
   return async (path, authorization, requestId, json, query) => {
     const response = await client.post(path, {
       headers: { authorization, 'x-request-id': requestId },
