@@ -41,7 +41,7 @@ describe('createUpstreamGot', () => {
     expect(own.defaults.options.headers.accept).toBe('application/json');
   });
 
-  // Why it is empty: src/idv/client.ts and the README's "Performance". A got release that filled
+  // Why it is empty: src/idv/client.ts and the README's "Where the tail comes from". A got release that filled
   // it again per request would bring back the garbage the benchmark measured; this says so first.
   it('sends each request with no cache settings to spread into its options', async () => {
     let seen: string[] | undefined;
