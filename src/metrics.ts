@@ -12,18 +12,13 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { clientErrorCode } from './errors.js';
+import type { IdvStep, UpstreamStatus } from './idv/platform.js';
 import type { BreakerState } from './idv/resilient-platform.js';
 
 const PREFIX = 'idv_gateway_';
 
 /** Where a request went, as a label: the known routes, or "other". */
 export type HttpRoute = 'graphql' | 'healthz' | 'readyz' | 'metrics' | 'demo' | 'other';
-
-/** An upstream call's step. `device`, `session` and `deeplink` are the IDV flows' steps. */
-export type UpstreamStep = 'device' | 'session' | 'deeplink';
-
-/** What an upstream call ended with: the HTTP status, or why there was none (a network error code). */
-export type UpstreamStatus = number | { readonly errorCode: string };
 
 /** The circuit breaker's states, as ResilientIdvPlatform names them (an isolated breaker counts as open). */
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
@@ -181,12 +176,12 @@ export class GatewayMetrics {
   }
 
   /** One upstream call (one attempt, when retried), however it ended. */
-  upstreamCall(step: UpstreamStep, status: UpstreamStatus, seconds: number): void {
+  upstreamCall(step: IdvStep, status: UpstreamStatus, seconds: number): void {
     this.#upstreamDuration.observe({ step, status: upstreamStatusLabel(status) }, seconds);
   }
 
   /** A failed upstream attempt that is retried (ResilientIdvPlatform); counted per repeat, not per first attempt. */
-  retry(step: UpstreamStep): void {
+  retry(step: IdvStep): void {
     this.#retries.inc({ step });
   }
 

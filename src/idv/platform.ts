@@ -43,12 +43,12 @@ export interface UpstreamCall {
   readonly ms: number;
 }
 
-/**
- * Told about every upstream call as it ends, successful or not (metrics, the per-request log):
- * `status` is the HTTP status, or the network error code when no answer came.
- */
+/** What an upstream call ended with: the HTTP status, or why there was none (a network error code). */
+export type UpstreamStatus = number | { readonly errorCode: string };
+
+/** Told about every upstream call as it ends, successful or not (metrics, the per-request log). */
 export interface UpstreamObserver {
-  upstreamCall(step: IdvStep, status: number | { readonly errorCode: string }, seconds: number, context: CallContext): void;
+  upstreamCall(step: IdvStep, status: UpstreamStatus, seconds: number, context: CallContext): void;
 }
 
 export interface IdvPlatform {
