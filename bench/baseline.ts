@@ -14,6 +14,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
+import { parseConfig } from '../src/config.js';
 import { buildHandoffUrls, handoffUrlsFor } from '../src/handoff.js';
 import { createUpstreamGot } from '../src/idv/client.js';
 
@@ -22,13 +23,15 @@ type Post = (path: string, authorization: string, requestId: string, body: unkno
 const baseUrl = required('IDV_BASE_URL');
 const apiKey = required('IDV_API_KEY');
 const workflowId = required('BENCH_WORKFLOW_ID');
-const ttl = 3600;
+// The gateway's token lifetime and upstream timeout as the benchmark runs it: IDV_TOKEN_TTL_SECONDS
+// and IDV_TIMEOUT_MS left at their defaults.
+const { tokenTtlSeconds: ttl, timeoutMs } = parseConfig({}).idv;
 const flow = process.env.BENCH_FLOW === 'deeplink' ? 'deeplink' : 'ephemeral';
 const post = process.env.BENCH_CLIENT === 'undici' ? undiciPost() : gotPost();
 
 function gotPost(): Post {
-  // IdvApiClient's own instance, with the gateway's default timeout.
-  const client = createUpstreamGot({ baseUrl, timeoutMs: 5000, agents: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) } });
+  // IdvApiClient's own instance.
+  const client = createUpstreamGot({ baseUrl, timeoutMs, agents: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) } });
   return async (path, authorization, requestId, json, query) => {
     const response = await client.post(path, {
       headers: { authorization, 'x-request-id': requestId },
@@ -49,8 +52,8 @@ function undiciPost(): Post {
       dispatcher,
       headers: { authorization, 'x-request-id': requestId, accept: 'application/json', 'content-type': 'application/json', 'user-agent': 'idv-gateway' },
       body: JSON.stringify(json),
-      headersTimeout: 5000,
-      bodyTimeout: 5000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
     const text = await response.body.text();
     if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);

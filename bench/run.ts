@@ -51,8 +51,8 @@ const settings = {
   connections: bounded(args.connections, 32, 1, 256),
   rate: bounded(args.rate, 300, 1, 5000),
 };
-/** After the closed-loop warm-up of a fixed-rate scenario, this long at its rate. */
-const AT_RATE_SETTLE_SECONDS = 10;
+/** After the closed-loop warm-up of a fixed-rate scenario, this long at its rate (never longer than the warm-up). */
+const settleSeconds = Math.min(10, settings.warmupSeconds);
 export const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function bounded(raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -101,7 +101,7 @@ async function runScenario(plan: ScenarioPlan, headers: Readonly<Record<string, 
         const warm = await loadOf(service, settings.warmupSeconds, true);
         let line = `   warm-up ${service.name}: ${settings.warmupSeconds} s closed loop at ${warm.perSecond.toFixed(0)}/s, ${warm.errors} errors`;
         if (plan.overallRate) {
-          const settle = await loadOf(service, Math.min(AT_RATE_SETTLE_SECONDS, settings.warmupSeconds));
+          const settle = await loadOf(service, settleSeconds);
           line += `; then at ${plan.overallRate}/s, ${settle.errors} errors`;
         }
         console.log(line);
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
   if (args.burst) return runBurst({ quick, resultsDir: RESULTS_DIR });
   // The profile covers the gateway's whole life, its warm-up included: a short one by default.
   if (args.profile) return runProfile({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 10 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
-  console.log(`rounds ${settings.rounds}, ${settings.durationSeconds} s each, after a warm-up per target of ${settings.warmupSeconds} s in a closed loop (then ${Math.min(AT_RATE_SETTLE_SECONDS, settings.warmupSeconds)} s at the fixed rate, where there is one)`);
+  console.log(`rounds ${settings.rounds}, ${settings.durationSeconds} s each, after a warm-up per target of ${settings.warmupSeconds} s in a closed loop (then ${settleSeconds} s at the fixed rate, where there is one)`);
 
   const headers = REQUEST_HEADERS;
   const callers = await callerAuthorizations();
