@@ -222,6 +222,13 @@ describe('parseWorkflows', () => {
     expect(catalog.defaultName).toBe('kyc');
   });
 
+  // The contract: workflow ids are opaque, never checked for shape. Only the list's comma is out.
+  it('takes any workflow id as it is written, but for the spaces around it', () => {
+    const long = 'x'.repeat(300);
+    const catalog = parseWorkflows(`a=abc=, b = wf one , c=${long}, d=ä/ö?&#`, null);
+    expect([...catalog.ids.values()]).toEqual(['abc=', 'wf one', long, 'ä/ö?&#']);
+  });
+
   it.each([
     ['', /must list at least one workflow/],
     ['kyc', /entry "kyc" needs a workflow id/],

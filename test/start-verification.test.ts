@@ -1,5 +1,5 @@
 import { expectContractRequests, FLOWS, startFlowStack } from './support/flows.js';
-import { startStack, TEST_API_KEY, WORKFLOW_IDS, type TestStack } from './support/stack.js';
+import { startStack, WORKFLOW_IDS, type TestStack } from './support/stack.js';
 
 describe.each(FLOWS)('startVerification against the emulator, IDV_FLOW $name', (flow) => {
   let stack: TestStack;
@@ -95,6 +95,19 @@ describe.each(FLOWS)('startVerification against the emulator, IDV_FLOW $name', (
     for (const step of flow.steps) expect(stack.emulator.callCount(step)).toBe(users.length);
   });
 
+  it('sends a workflow id of any shape exactly as configured (the contract: ids are opaque)', async () => {
+    const odd = 'wf one&two=3#4+5/ä?';
+    const oddStack = await startFlowStack(flow, { IDV_WORKFLOWS: `odd=${odd}` }, { workflowIds: [odd] });
+    try {
+      const response = await oddStack.startVerification();
+      expect(response.body.data.startVerification.workflow).toBe('odd');
+      const sent = oddStack.emulator.requests.filter((request) => request.step !== 'device');
+      expect(sent.map((request) => request.query)).toEqual([{ workflowId: odd }]);
+    } finally {
+      await oddStack.close();
+    }
+  });
+
   it('sends the API key with IDV_API_KEY_SCHEME; builds two-step URLs on IDV_PUBLIC_URL, takes one-call URLs as the platform gives them', async () => {
     const schemed = await startFlowStack(
       flow,
@@ -110,7 +123,7 @@ describe.each(FLOWS)('startVerification against the emulator, IDV_FLOW $name', (
         workflowId: WORKFLOW_IDS.age,
         ttl: 3600,
         token: session?.token,
-        apiKeyHeader: `ApiKey ${TEST_API_KEY}`,
+        apiKeyScheme: 'ApiKey',
       });
       expect(handoff.workflow).toBe('age');
       const base = flow.steps.includes('deeplink') ? schemed.emulator.url : 'https://phones.example.com/idv';

@@ -129,3 +129,25 @@ describe('upstream unreachable', () => {
     }
   });
 });
+
+// The contract: read `id`, fall back to `sessionId` (as the vendor's own load tests do).
+describe('the session id in the session answer', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(() => stack.close());
+
+  it.each([
+    ['id', { id: 'abc123', sessionId: 'other' }, 'abc123'],
+    ['sessionId without id', { sessionId: 'abc123' }, 'abc123'],
+    ['sessionId beside a null id', { id: null, sessionId: 'abc123' }, 'abc123'],
+    ['sessionId beside an empty id', { id: '', sessionId: 'abc123' }, 'abc123'],
+    ['sessionId beside a numeric id', { id: 123, sessionId: 'abc123' }, 'abc123'],
+  ])('takes %s', async (_name, body, expected) => {
+    stack.emulator.inject('session', { kind: 'json', body });
+    const response = await stack.startVerification();
+    expect(response.body.data.startVerification.sessionId).toBe(expected);
+    expect(new URL(response.body.data.startVerification.mobileUrl).searchParams.get('sessionId')).toBe(expected);
+  });
+});

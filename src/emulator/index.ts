@@ -60,7 +60,10 @@ export interface EmulatedSession {
 
 export interface EmulatorOptions {
   readonly apiKey: string;
-  /** The auth scheme the emulator expects before the key; null for the bare key of the original guide. */
+  /**
+   * The auth scheme the emulator expects before the key. Null: the device call takes the bare key
+   * (the original guide) and the deeplink call "ApiKey <key>" (its docs).
+   */
   readonly apiKeyScheme?: string | null;
   readonly workflowIds: readonly string[];
   readonly port?: number;
@@ -111,7 +114,10 @@ interface IssuedToken {
 }
 
 export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulator> {
-  const expectedApiKey = options.apiKeyScheme ? `${options.apiKeyScheme} ${options.apiKey}` : options.apiKey;
+  // The contract's forms: the device call bare unless a scheme is configured, the newer deeplink
+  // call "ApiKey <key>" (or the configured scheme).
+  const deviceAuthorization = options.apiKeyScheme ? `${options.apiKeyScheme} ${options.apiKey}` : options.apiKey;
+  const deeplinkAuthorization = `${options.apiKeyScheme ?? 'ApiKey'} ${options.apiKey}`;
   const workflows = new Set(options.workflowIds);
   const tokens = new Map<string, IssuedToken>();
   const sessions = new Map<string, EmulatedSession>();
@@ -272,7 +278,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
   }
 
   function createDevice(req: http.IncomingMessage, body: string, res: http.ServerResponse): void {
-    if (req.headers.authorization !== expectedApiKey) return sendJson(res, 401, { message: 'Unauthorized' });
+    if (req.headers.authorization !== deviceAuthorization) return sendJson(res, 401, { message: 'Unauthorized' });
     if (!isJsonRequest(req)) return sendJson(res, 415, { message: 'Expected application/json' });
     const parsed = parseObject(body);
     const ttl = parsed?.ttl;
@@ -306,7 +312,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
 
   /** The one-call variant: a token and a session at once, answered with the mobile URL. */
   function createDeeplink(req: http.IncomingMessage, url: URL, body: string, res: http.ServerResponse): void {
-    if (req.headers.authorization !== expectedApiKey) return sendJson(res, 401, { message: 'Unauthorized' });
+    if (req.headers.authorization !== deeplinkAuthorization) return sendJson(res, 401, { message: 'Unauthorized' });
     if (!isJsonRequest(req)) return sendJson(res, 415, { message: 'Expected application/json' });
     const workflowId = url.searchParams.get('workflowId');
     if (!workflowId || !workflows.has(workflowId)) return sendJson(res, 404, { message: 'Workflow not found' });

@@ -16,7 +16,10 @@ import {
 export interface IdvClientSettings {
   readonly baseUrl: string;
   readonly apiKey: string;
-  /** When set, the key is sent as "<scheme> <key>"; the original guide sends it bare. */
+  /**
+   * When set, the key is sent as "<scheme> <key>" on every call that carries it. Unset, the device
+   * call sends it bare (the original guide) and the deeplink call as "ApiKey <key>" (its own docs).
+   */
   readonly apiKeyScheme: string | null;
   readonly timeoutMs: number;
 }
@@ -66,7 +69,8 @@ export function createUpstreamGot(options: { baseUrl: string; timeoutMs: number;
  */
 export class IdvApiClient implements IdvPlatform {
   readonly #http: Got;
-  readonly #apiKeyHeader: string;
+  readonly #deviceAuthorization: string;
+  readonly #deeplinkAuthorization: string;
   readonly #agents: { http: http.Agent; https: https.Agent };
 
   readonly #timeoutMs: number;
@@ -76,14 +80,16 @@ export class IdvApiClient implements IdvPlatform {
     private readonly observer?: UpstreamObserver,
   ) {
     this.#timeoutMs = settings.timeoutMs;
-    this.#apiKeyHeader = settings.apiKeyScheme ? `${settings.apiKeyScheme} ${settings.apiKey}` : settings.apiKey;
+    const headers = apiKeyHeaders(settings.apiKey, settings.apiKeyScheme);
+    this.#deviceAuthorization = headers.device;
+    this.#deeplinkAuthorization = headers.deeplink;
     this.#agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
     this.#http = createUpstreamGot({ baseUrl: settings.baseUrl, timeoutMs: settings.timeoutMs, agents: this.#agents });
   }
 
   async createEphemeralDevice(ttlSeconds: number, context: CallContext = {}): Promise<EphemeralDevice> {
     const body = await this.#post('device', 'api/device/ephemeral', {
-      authorization: this.#apiKeyHeader,
+      authorization: this.#deviceAuthorization,
       json: { ttl: ttlSeconds },
       context,
     });
@@ -104,9 +110,10 @@ export class IdvApiClient implements IdvPlatform {
       json: { metadata: { externalUserId: request.externalUserId }, ...localeField(request.locale) },
       context,
     });
-    // The platform's session object has `id`; the vendor's own load tests fall back to `sessionId`.
-    const id = isRecord(body) ? (body.id ?? body.sessionId) : undefined;
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH || !HEADER_VALUE.test(id)) {
+    // The platform's session object has `id`; the vendor's own load tests fall back to `sessionId`,
+    // here whenever `id` is not a usable one (missing, empty, not a string).
+    const id = isRecord(body) ? [body.id, body.sessionId].find(isUsableSessionId) : undefined;
+    if (id === undefined) {
       throw new IdvError('invalid-response', 'session', 'session answer has no usable "id" or "sessionId" string');
     }
     return { id };
@@ -118,7 +125,7 @@ export class IdvApiClient implements IdvPlatform {
     context: CallContext = {},
   ): Promise<CreatedDeeplink> {
     const body = await this.#post('deeplink', 'api/v1/deeplink', {
-      authorization: this.#apiKeyHeader,
+      authorization: this.#deeplinkAuthorization,
       searchParams: { workflowId: request.workflowId },
       json: { metadata: { externalUserId: request.externalUserId }, ttl: request.ttlSeconds, ...localeField(request.locale) },
       context,
@@ -236,6 +243,19 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
 /** `locale` is only sent when the caller gave one; the platform then keeps its own default. */
 function localeField(locale: string | undefined): { locale?: string } {
   return locale === undefined ? {} : { locale };
+}
+
+/**
+ * The Authorization values that carry the API key. The contract shows the device call with the
+ * bare key (newer docs: "ApiKey <key>", hence the operator's scheme) and the deeplink call, which
+ * only newer platforms have, with "ApiKey <key>".
+ */
+export function apiKeyHeaders(apiKey: string, scheme: string | null): { device: string; deeplink: string } {
+  return { device: scheme ? `${scheme} ${apiKey}` : apiKey, deeplink: `${scheme ?? 'ApiKey'} ${apiKey}` };
+}
+
+function isUsableSessionId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_SESSION_ID_LENGTH && HEADER_VALUE.test(value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

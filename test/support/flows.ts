@@ -51,13 +51,16 @@ export interface ExpectedUpstream {
   readonly locale?: string;
   /** The session's token, which the two-step flow sends on its second call. */
   readonly token: string | undefined;
-  readonly apiKeyHeader?: string;
+  /** IDV_API_KEY_SCHEME, when the test sets one. */
+  readonly apiKeyScheme?: string;
 }
 
 /** Asserts the exact requests one mutation sent upstream in this flow, per ../shared/idv-contract.md. */
 export function expectContractRequests(flow: FlowCase, requests: readonly RecordedRequest[], expected: ExpectedUpstream): void {
   expect(requests.map((request) => request.step)).toEqual(flow.steps);
-  const apiKeyHeader = expected.apiKeyHeader ?? TEST_API_KEY;
+  // The contract: the device call sends the bare key unless a scheme is set; the deeplink call "ApiKey <key>".
+  const deviceAuthorization = expected.apiKeyScheme ? `${expected.apiKeyScheme} ${TEST_API_KEY}` : TEST_API_KEY;
+  const deeplinkAuthorization = `${expected.apiKeyScheme ?? 'ApiKey'} ${TEST_API_KEY}`;
   const locale = expected.locale === undefined ? {} : { locale: expected.locale };
   for (const request of requests) {
     expect(request.method).toBe('POST');
@@ -66,7 +69,7 @@ export function expectContractRequests(flow: FlowCase, requests: readonly Record
     switch (request.step) {
       case 'device':
         expect(request).toMatchObject({ path: '/api/device/ephemeral', query: {} });
-        expect(request.headers.authorization).toBe(apiKeyHeader);
+        expect(request.headers.authorization).toBe(deviceAuthorization);
         expect(body).toEqual({ ttl: expected.ttl });
         break;
       case 'session':
@@ -76,7 +79,7 @@ export function expectContractRequests(flow: FlowCase, requests: readonly Record
         break;
       case 'deeplink':
         expect(request).toMatchObject({ path: '/api/v1/deeplink', query: { workflowId: expected.workflowId } });
-        expect(request.headers.authorization).toBe(apiKeyHeader);
+        expect(request.headers.authorization).toBe(deeplinkAuthorization);
         expect(body).toEqual({ metadata: { externalUserId: expected.userId }, ttl: expected.ttl, ...locale });
         break;
       default:
