@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import playwright, { type Browser, type Page } from 'playwright-core';
@@ -104,20 +105,21 @@ describe('the /demo page in Chromium', () => {
   it('shows a readable message when the platform fails', async () => {
     const { page, problems } = await openDemo();
 
-    stack.emulator.inject('device', { kind: 'status', status: 503, headers: { 'retry-after': '7' } });
-    await clickStart(page);
-    await page.locator('#error-code', { hasText: 'IDV_UNAVAILABLE' }).waitFor();
-    expect(await page.locator('#error-title').textContent()).toBe('The verification service is busy');
-    expect(await page.locator('#error-detail').textContent()).toBe('Try again in 7 seconds.');
-    expect(await page.locator('#handoff').isHidden()).toBe(true);
-    await page.screenshot({ path: `${ARTIFACTS}demo-error.png`, fullPage: true });
-
     stack.emulator.inject('session', { kind: 'html' });
     await clickStart(page);
     await page.locator('#error-code', { hasText: 'IDV_FAILED' }).waitFor();
     expect(await page.locator('#error-title').textContent()).toBe("Verification can't start right now");
 
-    // The next attempt succeeds and replaces the message with the handoff.
+    stack.emulator.inject('session', { kind: 'status', status: 503, headers: { 'retry-after': '2' } });
+    await clickStart(page);
+    await page.locator('#error-code', { hasText: 'IDV_UNAVAILABLE' }).waitFor();
+    expect(await page.locator('#error-title').textContent()).toBe('The verification service is busy');
+    expect(await page.locator('#error-detail').textContent()).toBe('Try again in 2 seconds.');
+    expect(await page.locator('#handoff').isHidden()).toBe(true);
+    await page.screenshot({ path: `${ARTIFACTS}demo-error.png`, fullPage: true });
+
+    // Once the Retry-After has passed, the next attempt succeeds and replaces the message with the handoff.
+    await sleep(2000);
     await clickStart(page);
     await page.locator('#handoff').waitFor({ state: 'visible' });
     expect(await page.locator('#error').isHidden()).toBe(true);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, eventually, gate, handoffOf, JOINED, logCount, expectOneSession } from './support/duplicates.js';
 import { FLOWS, startFlowStack } from './support/flows.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
@@ -110,14 +111,16 @@ describe('duplicate protection, in process', () => {
     const joinedBefore = logCount(stack, JOINED);
     const held = gate();
     stack.emulator.inject('device', { kind: 'hold', until: held.until });
-    stack.emulator.inject('session', { kind: 'status', status: 503, headers: { 'retry-after': '7' } });
+    stack.emulator.inject('session', { kind: 'status', status: 503, headers: { 'retry-after': '1' } });
     const responses = Promise.all(Array.from({ length: 5 }, () => stack.startVerification({ token })));
     await eventually(() => logCount(stack, JOINED) - joinedBefore === 4, '4 requests to join the one in flight');
     held.open();
     for (const response of await responses) {
-      expect(errorOf(response).extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 7 });
+      expect(errorOf(response).extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 1 });
     }
     expect(stack.emulator.callCount('session')).toBe(1);
+    // As told: after the Retry-After (which holds every upstream call until then).
+    await sleep(1000);
     expect(handoffOf(await stack.startVerification({ token })).reused).toBe(false);
   });
 

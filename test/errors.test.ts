@@ -122,6 +122,9 @@ describe('parseRetryAfter', () => {
     ['Fri, 27 Nov 2026 11:00:00 GMT', 0],
     ['soon', undefined],
     ['-5', undefined],
+    // At most an hour reaches a client, whatever the platform says.
+    ['999999999999', 3600],
+    ['Thu, 01 Jan 2099 00:00:00 GMT', 3600],
   ])('reads %j as %j', (value, seconds) => {
     expect(parseRetryAfter(value, now)).toBe(seconds);
   });

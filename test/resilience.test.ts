@@ -48,6 +48,60 @@ describe('circuit breaker', () => {
   });
 });
 
+describe("the platform's Retry-After", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ IDV_DEVICE_RETRIES: '0' });
+  });
+  afterAll(() => stack.close());
+  beforeEach(() => {
+    stack.emulator.clearFaults();
+    stack.emulator.resetRecords();
+  });
+
+  it('holds every call until it has passed: other users get IDV_UNAVAILABLE at once, with what is left of it', async () => {
+    stack.emulator.inject('session', { kind: 'status', status: 429, headers: { 'retry-after': '2' } });
+    const limited = await stack.startVerification({ token: await stack.token('user-limited') });
+    expect(limited.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: 2 });
+    expect(stack.logs.join('')).toContain('answered 429 with Retry-After');
+
+    // The limit is the gateway's key, not one user's: nobody's call goes out, not even a device call.
+    const others = await Promise.all(Array.from({ length: 5 }, async (_, i) => stack.startVerification({ token: await stack.token(`user-other-${i}`) })));
+    for (const response of others) {
+      expect(response.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: expect.any(Number) });
+      expect(response.body.errors[0].extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+      expect(response.body.errors[0].extensions.retryAfterSeconds).toBeLessThanOrEqual(2);
+    }
+    expect(stack.emulator.callCount('device')).toBe(1);
+    expect(stack.emulator.callCount('session')).toBe(1);
+    expect(stack.gateway.upstream().breaker).toBe('closed');
+
+    await eventually(async () => (await stack.startVerification()).body.data?.startVerification !== undefined, 'the hold to end');
+    expect(stack.emulator.callCount('session')).toBe(2);
+  });
+
+  it('holds for at most a minute, while the client that got it hears the whole Retry-After', async () => {
+    const capped = await startStack({ IDV_DEVICE_RETRIES: '0' });
+    try {
+      capped.emulator.inject('device', { kind: 'status', status: 503, headers: { 'retry-after': '3600' } });
+      const first = await capped.startVerification();
+      expect(first.body.errors[0].extensions.retryAfterSeconds).toBe(3600);
+      const next = await capped.startVerification();
+      expect(next.body.errors[0].extensions.retryAfterSeconds).toBeGreaterThanOrEqual(59);
+      expect(next.body.errors[0].extensions.retryAfterSeconds).toBeLessThanOrEqual(60);
+      expect(capped.emulator.callCount('device')).toBe(1);
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('is not a hold when a refusal carries it', async () => {
+    stack.emulator.inject('device', { kind: 'status', status: 401, headers: { 'retry-after': '30' } });
+    expect((await stack.startVerification()).body.errors[0].extensions.code).toBe('IDV_FAILED');
+    expect((await stack.startVerification()).body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+  });
+});
+
 describe('bulkhead', () => {
   it('lets a bounded number work and wait, and refuses the rest at once with a retry hint', async () => {
     const stack = await startStack({ IDV_MAX_CONCURRENCY: '2', IDV_MAX_QUEUE: '2', IDV_QUEUE_WAIT_MS: '5000' });

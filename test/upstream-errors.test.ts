@@ -1,4 +1,5 @@
-import { FAULTS } from './support/faults.js';
+import type { EmulatedStep, Fault } from '../src/emulator/index.js';
+import { FAULTS, type Expected } from './support/faults.js';
 import { API_STEPS, FLOWS, startFlowStack } from './support/flows.js';
 import { startStack, TEST_API_KEY, type TestStack } from './support/stack.js';
 
@@ -11,18 +12,30 @@ const DEVICE_RETRIES = 2;
  */
 describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FLOW $name', (flow) => {
   const cases = flow.steps.flatMap((step) => FAULTS.map(([name, fault, expected]) => [step, name, fault, expected] as const));
-  let stack: TestStack;
+  // The breaker has its own tests; here it must not open across rows.
+  const env = { IDV_TIMEOUT_MS: '300', IDV_DEVICE_RETRIES: String(DEVICE_RETRIES), IDV_BREAKER_FAILURES: '10000' };
+  let shared: TestStack;
   beforeAll(async () => {
-    // The breaker has its own tests; here it must not open across rows.
-    stack = await startFlowStack(flow, { IDV_TIMEOUT_MS: '300', IDV_DEVICE_RETRIES: String(DEVICE_RETRIES), IDV_BREAKER_FAILURES: '10000' });
+    shared = await startFlowStack(flow, env);
   });
-  afterAll(() => stack.close());
+  afterAll(() => shared.close());
   beforeEach(() => {
-    stack.emulator.clearFaults();
-    stack.emulator.resetRecords();
+    shared.emulator.clearFaults();
+    shared.emulator.resetRecords();
   });
 
   it.each(cases)('%s step, %s', async (step, _name, fault, expected) => {
+    // A Retry-After holds every later call of that gateway, so such a row gets a gateway of its own.
+    const held = expected.retryAfterSeconds !== undefined;
+    const stack = held ? await startFlowStack(flow, env) : shared;
+    try {
+      await expectCodedFailure(stack, step, fault, expected, held);
+    } finally {
+      if (held) await stack.close();
+    }
+  });
+
+  async function expectCodedFailure(stack: TestStack, step: EmulatedStep, fault: Fault, expected: Expected, held: boolean): Promise<void> {
     stack.emulator.inject(step, fault, Infinity);
     const token = await stack.token('user-e');
     const logStart = stack.logs.length;
@@ -55,13 +68,24 @@ describe.each(FLOWS)('upstream failures reach the client as coded errors, IDV_FL
     expect(failureLines).toHaveLength(1);
     expect(JSON.parse(failureLines[0] ?? '{}')).toMatchObject({ step, kind: expect.any(String), attempts, requestId: expect.any(String) });
 
-    // The next request is served normally.
     stack.emulator.clearFaults();
     const next = await stack.startVerification();
-    expect(next.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
-  });
+    if (held) {
+      // Until the Retry-After has passed, the next request fails at once, without an upstream call.
+      expect(next.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: expect.any(Number) });
+      expect(next.body.errors[0].extensions.retryAfterSeconds).toBeGreaterThanOrEqual(expected.retryAfterSeconds! - 1);
+      expect(next.body.errors[0].extensions.retryAfterSeconds).toBeLessThanOrEqual(expected.retryAfterSeconds!);
+      for (const apiStep of API_STEPS) {
+        expect(stack.emulator.callCount(apiStep)).toBe(!reached.includes(apiStep) ? 0 : apiStep === step ? attempts : 1);
+      }
+    } else {
+      // The next request is served normally.
+      expect(next.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    }
+  }
 
   it('never logs the API key or an issued token', () => {
+    const stack = shared;
     const tokens = [...stack.emulator.sessions.values()].map((session) => session.token);
     expect(tokens.length).toBeGreaterThan(0);
     const log = stack.logs.join('');

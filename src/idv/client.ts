@@ -29,6 +29,9 @@ export interface IdvClientSettings {
 const HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 const MAX_TOKEN_LENGTH = 8192;
 const MAX_SESSION_ID_LENGTH = 256;
+// The longest wait passed on to clients: a maintenance window fits, a misconfigured header's
+// years (or 2099's date) do not.
+const MAX_RETRY_AFTER_SECONDS = 3600;
 // Every answer in the contract is a few hundred bytes; a larger one is not read to the end.
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -229,15 +232,15 @@ function networkFailure(step: IdvStep, error: unknown, durationMs: number): IdvE
   return new IdvError('unavailable', step, `request failed (${name})`, { errorCode: name, durationMs });
 }
 
-/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3); read as at most an hour. */
 export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed), MAX_RETRY_AFTER_SECONDS);
   // An HTTP date names its weekday; without this, Date.parse would read "-5" as a year.
   const date = /^[A-Za-z]{3}, /.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   if (Number.isNaN(date)) return undefined;
-  return Math.max(0, Math.ceil((date - now) / 1000));
+  return Math.min(Math.max(0, Math.ceil((date - now) / 1000)), MAX_RETRY_AFTER_SECONDS);
 }
 
 /** `locale` is only sent when the caller gave one; the platform then keeps its own default. */

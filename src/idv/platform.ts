@@ -86,11 +86,11 @@ export class IdvError extends Error {
       readonly status?: number;
       /** Network error code (ECONNREFUSED, ETIMEDOUT, …) when there was no HTTP answer. */
       readonly errorCode?: string;
-      /** From a Retry-After header, when the platform sent one. */
+      /** From a Retry-After header, when the platform sent one; or what is left of the wait it asked for. */
       readonly retryAfterSeconds?: number;
       readonly durationMs?: number;
       /** Why there was no answer, when the gateway itself stopped waiting. */
-      readonly cause?: 'deadline' | 'cancelled' | 'circuit-open' | 'queue-full' | 'queue-timeout' | 'too-large';
+      readonly cause?: 'deadline' | 'cancelled' | 'circuit-open' | 'retry-after' | 'queue-full' | 'queue-timeout' | 'too-large';
       /** Attempts made, when the call was retried. */
       readonly attempts?: number;
     } = {},

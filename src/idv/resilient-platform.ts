@@ -28,6 +28,9 @@ const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 1000;
 // A longer Retry-After is not waited out inside one request: the client gets it as retryAfterSeconds.
 const MAX_HONOURED_RETRY_AFTER_MS = 2000;
+// The longest wait a Retry-After imposes on every call. The contract's rate limits are per minute,
+// so a minute covers any of them; a longer value still reaches the client that received it.
+const MAX_HOLD_MS = 60_000;
 // A retry is only worth starting with at least this much of the deadline left.
 const MIN_ATTEMPT_MS = 100;
 
@@ -44,12 +47,16 @@ export interface ResilienceObserver {
  * The platform behind retries (per the policy above) and one circuit breaker: after
  * `breakerFailures` consecutive temporary failures, calls fail at once with IDV_UNAVAILABLE for
  * the cool-down instead of queueing behind a dead upstream; then one call probes, and a success
- * closes the circuit. Every failed call is logged here, once, with its step, outcome, attempts,
- * duration and request id, and nothing secret.
+ * closes the circuit. A 429 or 5xx with Retry-After holds every call for that long (at most a
+ * minute): they fail at once with IDV_UNAVAILABLE and what is left of the wait, since the platform
+ * limits this gateway's key, not one user. Every failed call is logged here, once, with its step,
+ * outcome, attempts, duration and request id, and nothing secret.
  */
 export class ResilientIdvPlatform implements IdvPlatform {
   readonly #breaker: CircuitBreakerPolicy;
   #openedAt = 0;
+  /** Date.now() until which the platform asked not to be called (Retry-After). */
+  #heldUntil = 0;
 
   constructor(
     private readonly inner: IdvPlatform,
@@ -91,6 +98,15 @@ export class ResilientIdvPlatform implements IdvPlatform {
 
   async #call<T>(step: IdvStep, context: CallContext, attempt: () => Promise<T>): Promise<T> {
     const started = performance.now();
+    const heldMs = this.#heldUntil - Date.now();
+    if (heldMs > 0) {
+      const failure = new IdvError('unavailable', step, 'not calling the platform until its Retry-After has passed', {
+        cause: 'retry-after',
+        retryAfterSeconds: Math.ceil(heldMs / 1000),
+      });
+      this.#log(failure, 0, 0, context);
+      throw failure;
+    }
     for (let attempts = 1; ; attempts += 1) {
       let failure: IdvError;
       try {
@@ -107,6 +123,7 @@ export class ResilientIdvPlatform implements IdvPlatform {
           throw error;
         }
       }
+      this.#holdFor(failure);
       const delayMs = this.#retryDelay(step, failure, attempts, context);
       if (delayMs === null) {
         const durationMs = Math.round(performance.now() - started);
@@ -139,12 +156,29 @@ export class ResilientIdvPlatform implements IdvPlatform {
     return delayMs;
   }
 
+  /** Starts (or extends) the hold a temporary failure with Retry-After asks for. */
+  #holdFor(failure: IdvError): void {
+    const { status, retryAfterSeconds } = failure.details;
+    if (failure.kind !== 'unavailable' || status === undefined || retryAfterSeconds === undefined || retryAfterSeconds <= 0) return;
+    const until = Date.now() + Math.min(retryAfterSeconds * 1000, MAX_HOLD_MS);
+    if (until <= this.#heldUntil) return;
+    const wasHeld = this.#heldUntil > Date.now();
+    this.#heldUntil = until;
+    if (!wasHeld) {
+      this.logger.warn(
+        { step: failure.step, status, retryAfterSeconds, holdMs: until - Date.now() },
+        `IDV platform answered ${status} with Retry-After: every call fails at once until then`,
+      );
+    }
+  }
+
   #log(failure: IdvError, attempts: number, durationMs: number, context: CallContext): void {
     const fields = { step: failure.step, kind: failure.kind, ...failure.details, attempts, durationMs, requestId: context.requestId };
     const message = `IDV ${failure.step} call failed: ${failure.message}`;
-    // A refusal is an operator problem; a caller that left, or an open circuit (logged when it
-    // opened), is not worth a line per request.
-    if (failure.details.cause === 'cancelled' || failure.details.cause === 'circuit-open') this.logger.debug(fields, message);
+    // A refusal is an operator problem; a caller that left, an open circuit or a Retry-After hold
+    // (each logged when it began) is not worth a line per request.
+    const { cause } = failure.details;
+    if (cause === 'cancelled' || cause === 'circuit-open' || cause === 'retry-after') this.logger.debug(fields, message);
     else if (failure.kind === 'unavailable') this.logger.warn(fields, message);
     else this.logger.error(fields, message);
   }
