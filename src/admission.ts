@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { ErrorCode } from './errors.js';
 import { sendJson } from './http-answers.js';
 
@@ -43,22 +44,24 @@ export function admission(limit: number, arrivals?: ConnectionArrivals): Admit {
  * accepted at once and then handled one after another; once the wait is long, the request is
  * refused at once (cheap) rather than run (dear), so the backlog drains within the deadline
  * instead of every later request growing later still (queue-time shedding, as in CoDel).
+ * The wait is the event loop's busy time since the accept, not the wall time: a client that
+ * connects early (a browser's preconnect, a pool warming up) and sends later waited on itself.
  * Only first requests count: a keep-alive connection's next request may come whenever its client likes.
  */
 export class ConnectionArrivals {
-  readonly #acceptedAt = new WeakMap<Socket, number>();
+  readonly #acceptedAt = new WeakMap<Socket, EventLoopUtilization>();
   readonly #late = new WeakSet<IncomingMessage>();
 
   /** Make it before the server's request handler is added: it judges each request as it arrives. */
   constructor(server: Server, maxWaitMs: number) {
     if (maxWaitMs <= 0) return;
-    server.on('connection', (socket: Socket) => this.#acceptedAt.set(socket, performance.now()));
+    server.on('connection', (socket: Socket) => this.#acceptedAt.set(socket, performance.eventLoopUtilization()));
     // Every first request settles its connection, whatever route it is for.
     server.on('request', (req: IncomingMessage) => {
       const acceptedAt = this.#acceptedAt.get(req.socket);
       if (acceptedAt === undefined) return;
       this.#acceptedAt.delete(req.socket);
-      if (performance.now() - acceptedAt > maxWaitMs) this.#late.add(req);
+      if (performance.eventLoopUtilization(acceptedAt).active > maxWaitMs) this.#late.add(req);
     });
   }
 

@@ -79,6 +79,8 @@ export interface HttpSettings {
   readonly listenBacklog: number;
   /** A new connection's first GraphQL request that waited longer than this inside the gateway is refused (503) at once; 0: never. */
   readonly maxAcceptWaitMs: number;
+  /** How long a client may take to send one request, headers and body (408 after that). */
+  readonly requestTimeoutMs: number;
 }
 
 export interface OperationLimits {
@@ -400,6 +402,7 @@ export function parseConfig(env: Env): GatewayConfig {
       bodyLimitBytes: integer(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
       listenBacklog: integer(env, 'HTTP_LISTEN_BACKLOG', 4096, 1, 65_535),
       maxAcceptWaitMs: integer(env, 'HTTP_MAX_ACCEPT_WAIT_MS', 2000, 0, 300_000),
+      requestTimeoutMs: integer(env, 'HTTP_REQUEST_TIMEOUT_MS', 10_000, 1000, 300_000),
       corsOrigins: parseCorsOrigins(env, production),
     },
     limits: parseLimits(env),

@@ -2,7 +2,8 @@
  * Answers written straight on node's response, so the GraphQL handler (graphql-http.ts) and the
  * Express routes send the same bytes: Express's `res.json` headers, GraphQL's error shape.
  */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE } from './errors.js';
 
@@ -47,4 +48,38 @@ export function errorSummary(error: unknown): { name: unknown; message: unknown 
 function httpStatusOf(error: unknown): number {
   const status = (error as { status?: unknown })?.status;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+}
+
+/**
+ * A request node's HTTP parser refused before any handler saw it (malformed, headers too large) or
+ * that the client took too long to send (HTTP_REQUEST_TIMEOUT_MS): the same JSON error shape, where
+ * node would write a bare status line. Written on the socket, which is then closed, as node does;
+ * never into a response already under way.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  const response = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, message] = clientErrorAnswer(error.code);
+  const body = JSON.stringify({ errors: [{ message, extensions: { code: 'BAD_REQUEST', retryable: status === 408 } }] });
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.destroySoon();
+}
+
+function clientErrorAnswer(code: string | undefined): [number, string] {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'The request was not received in time. Send the whole request at once and retry.'];
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'The request headers are too large.'];
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return [413, 'The request has too large chunk extensions.'];
+    default:
+      return [400, 'The request is not valid HTTP.'];
+  }
 }

@@ -15,7 +15,7 @@ import { APQ_TTL_SECONDS } from './state/apq-cache.js';
 import { maskError } from './errors.js';
 import { abortedOnClose, graphqlHttpHandler, graphqlTarget } from './graphql-http.js';
 import { healthRoutes, type Readiness } from './health.js';
-import { answerRequestError } from './http-answers.js';
+import { answerClientError, answerRequestError } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
 import { operationObserver } from './operation-log.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
@@ -109,7 +109,14 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   });
   await apollo.start();
 
-  const httpServer = http.createServer();
+  const httpServer = http.createServer({
+    // A request holds an admission slot from its headers on; a client that sends its body slowly
+    // (or never) must not keep it for node's default 300 s. Checked every second, not every 30.
+    requestTimeout: options.http.requestTimeoutMs,
+    headersTimeout: options.http.requestTimeoutMs,
+    connectionsCheckingInterval: 1000,
+  });
+  httpServer.on('clientError', answerClientError);
   const arrivals = new ConnectionArrivals(httpServer, options.http.maxAcceptWaitMs);
   const helmet = securityHeaders(production);
   const graphql = graphqlHttpHandler({

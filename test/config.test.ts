@@ -56,7 +56,7 @@ describe('parseConfig', () => {
       GRAPHQL_MAX_COST: '200',
     });
     expect(config.logUserIds).toBe(true);
-    expect(config.http).toEqual({ bodyLimitBytes: 16384, corsOrigins: ['https://app.example.com', 'http://localhost:5173'], listenBacklog: 4096, maxAcceptWaitMs: 2000 });
+    expect(config.http).toEqual({ bodyLimitBytes: 16384, corsOrigins: ['https://app.example.com', 'http://localhost:5173'], listenBacklog: 4096, maxAcceptWaitMs: 2000, requestTimeoutMs: 10000 });
     expect(config.limits).toEqual({ maxDepth: 5, maxAliases: 2, maxTokens: 300, maxDirectives: 3, maxCost: 200 });
     expect(config.production).toBe(true);
     expect(config.port).toBe(8080);
@@ -81,7 +81,7 @@ describe('parseConfig', () => {
   });
 
   it('opens CORS to any origin in development only, and logs user ids hashed by default', () => {
-    expect(parseConfig({}).http).toEqual({ bodyLimitBytes: 65536, corsOrigins: '*', listenBacklog: 4096, maxAcceptWaitMs: 2000 });
+    expect(parseConfig({}).http).toEqual({ bodyLimitBytes: 65536, corsOrigins: '*', listenBacklog: 4096, maxAcceptWaitMs: 2000, requestTimeoutMs: 10000 });
     expect(parseConfig({ ...REAL, NODE_ENV: 'production' }).http.corsOrigins).toEqual([]);
     expect(parseConfig({ ...REAL, NODE_ENV: 'production', CORS_ORIGINS: '*' }).http.corsOrigins).toBe('*');
     expect(parseConfig({}).logUserIds).toBe(false);

@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { eventually } from './support/duplicates.js';
 import { rawBytes, rawRequest, type RawResponse } from './support/raw-http.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
@@ -107,6 +109,23 @@ describe('hostile and broken requests (production mode)', () => {
     expect((await stack.startVerification()).status).toBe(200);
   });
 
+  it('answers what node cannot parse with the JSON error shape, not a bare status line', async () => {
+    const { hostname, port } = new URL(stack.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () => socket.write('POST /graphql HTTP/1.1\r\nAuthorization Bearer x\r\n\r\n'));
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      errors: [{ message: 'The request is not valid HTTP.', extensions: { code: 'BAD_REQUEST', retryable: false } }],
+    });
+    expect(stack.emulator.requests).toEqual([]);
+    expect((await stack.startVerification()).status).toBe(200);
+  });
+
   it('sends security headers and no-store, and serves no landing page', async () => {
     const response = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html' } });
     expect(response.headers['content-type']).not.toMatch(/html/);
@@ -123,6 +142,50 @@ describe('hostile and broken requests (production mode)', () => {
       headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
     });
     expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('a client that sends its request slowly', () => {
+  /** Opens a connection, sends `bytes` and no more; resolves with everything received once the gateway closes it. */
+  function stall(url: string, bytes: string): { answer: Promise<string> } {
+    const { hostname, port } = new URL(url);
+    const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+    socket.on('error', () => undefined);
+    return { answer: new Promise((resolve) => socket.on('close', () => resolve(received))) };
+  }
+
+  // A request holds its admission slot from its headers on: one that never finishes its body
+  // would hold it for node's default 300 s, and 640 of them would shut the door for everyone.
+  it('gets a JSON 408 after HTTP_REQUEST_TIMEOUT_MS, and the slot it held is free again', async () => {
+    const stack = await startStack({ NODE_ENV: 'production', HTTP_REQUEST_TIMEOUT_MS: '1000', IDV_MAX_CONCURRENCY: '1', IDV_MAX_QUEUE: '0' });
+    try {
+      const { host } = new URL(stack.url);
+      const started = performance.now();
+      const slow = stall(stack.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
+      await eventually(async () => (await stack.startVerification()).status === 503, 'the slow request to hold the only slot');
+      const answer = await slow.answer;
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(answer).toMatch(/\r\ncontent-type: application\/json/i);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+        errors: [{ message: expect.stringMatching(/not received in time/), extensions: { code: 'BAD_REQUEST', retryable: true } }],
+      });
+      expect((await stack.startVerification()).status).toBe(200);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('gets the same for headers that never end', async () => {
+    const stack = await startStack({ NODE_ENV: 'production', HTTP_REQUEST_TIMEOUT_MS: '1000' });
+    try {
+      const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\n').answer;
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      await stack.close();
+    }
   });
 });
 
