@@ -66,9 +66,27 @@ function isPassthroughCode(code: unknown): code is string {
   return typeof code === 'string' && PASSTHROUGH_CODES.has(code);
 }
 
+/**
+ * The code of an error Apollo Server raises for a malformed request without naming one (an APQ
+ * hash that does not match its query, an unsupported persisted-query version): it gives them an
+ * HTTP 4xx status only. They are the caller's mistake, so BAD_REQUEST, with Apollo's message.
+ */
+function codeOf(error: unknown, formattedCode: unknown): unknown {
+  // Apollo fills in INTERNAL_SERVER_ERROR for a missing code before formatError: look at the error's own.
+  const extensions = (error as { extensions?: { code?: unknown; http?: { status?: unknown } } } | null)?.extensions;
+  const status = extensions?.http?.status;
+  if (extensions?.code === undefined && typeof status === 'number' && status >= 400 && status < 500) return 'BAD_REQUEST';
+  return formattedCode;
+}
+
 /** The code a client sees for an error carrying `code`: the code itself when allow-listed, else INTERNAL_SERVER_ERROR. */
 export function clientErrorCode(code: unknown): string {
   return isPassthroughCode(code) ? code : ErrorCode.INTERNAL_SERVER_ERROR;
+}
+
+/** The code a client sees for this error (maskError's answer), for logs and metrics. */
+export function clientErrorCodeOf(error: GraphQLError): string {
+  return clientErrorCode(codeOf(error, error.extensions?.code));
 }
 
 const UNEXPECTED_ERROR_LINE = 'unexpected error, masked for the client';
@@ -82,7 +100,7 @@ const loggedWithRequest = new WeakSet<object>();
  */
 export function logUnexpectedErrors(errors: readonly GraphQLError[], logger: Logger, requestId: string): void {
   for (const error of errors) {
-    const code = error.extensions?.code;
+    const code = codeOf(error, error.extensions?.code);
     if (isPassthroughCode(code)) continue;
     loggedWithRequest.add(error);
     logger.error({ requestId, code, cause: error.message, path: error.path }, UNEXPECTED_ERROR_LINE);
@@ -96,7 +114,7 @@ export function logUnexpectedErrors(errors: readonly GraphQLError[], logger: Log
  * logUnexpectedErrors already did (an error outside an operation has no request id to add).
  */
 export function maskError(formatted: GraphQLFormattedError, error: unknown, logger: Logger): GraphQLFormattedError {
-  const code = formatted.extensions?.code;
+  const code = codeOf(error, formatted.extensions?.code);
   if (isPassthroughCode(code)) {
     const retryable = formatted.extensions?.retryable ?? (code in RETRYABLE && RETRYABLE[code as ErrorCode]);
     return { ...formatted, extensions: { ...formatted.extensions, code, retryable } };

@@ -28,7 +28,7 @@ export function operationLimits(
   // graphql-armor's declarations resolve @apollo/server's CommonJS types; the plugin objects are the same.
   return {
     plugins: armor.plugins as unknown as ApolloServerPlugin[],
-    validationRules: [...armor.validationRules, singleVerificationPerRequest],
+    validationRules: [...armor.validationRules, singleVerificationPerRequest, queriesAndMutationsOnly],
     parseOptions: { maxTokens: limits.maxTokens },
   };
 }
@@ -61,5 +61,17 @@ export const singleVerificationPerRequest: ValidationRule = (context) => ({
     if (count(operation.selectionSet) > 1) {
       context.reportError(new GraphQLError('startVerification may be selected only once per request.', { nodes: operation }));
     }
+  },
+});
+
+/**
+ * The schema has no subscription type. graphql-js 16 validates a subscription against it without
+ * complaint and fails only in execution, which reads as an unexpected failure (graphql-js 17 has
+ * a rule for this, KnownOperationTypesRule): a 400 validation error says what is wrong instead.
+ */
+export const queriesAndMutationsOnly: ValidationRule = (context) => ({
+  OperationDefinition(operation) {
+    if (operation.operation !== 'subscription' || context.getSchema().getSubscriptionType()) return;
+    context.reportError(new GraphQLError('This gateway has no subscriptions; send a query or a mutation.', { nodes: operation }));
   },
 });

@@ -6,7 +6,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { Kind, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { GatewayContext } from './context.js';
-import { clientErrorCode, logUnexpectedErrors } from './errors.js';
+import { clientErrorCodeOf, logUnexpectedErrors } from './errors.js';
 import { pseudonymize } from './logger.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -30,7 +30,7 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
         },
         async willSendResponse({ operationName, errors, contextValue: context }) {
           const seconds = (performance.now() - started) / 1000;
-          const code = errors?.[0] ? clientErrorCode(errors[0].extensions?.code) : null;
+          const code = errors?.[0] ? clientErrorCodeOf(errors[0]) : null;
           const { auth, logger, scope } = context ?? contextValue;
           // Recorded once the answer is on its way, not before: the log line's write (a syscall
           // handed to libuv's thread pool) and the metrics took ~0.1 ms of each caller's wait at

@@ -55,11 +55,16 @@ describe('hostile and broken requests (production mode)', () => {
     ['a workflow name with control characters', () => json({ query: START_VERIFICATION, variables: { input: { workflow: 'kyc\u0000\r\n\u001b[31m' } } }), 200, 'BAD_USER_INPUT'],
     ['introspection', () => json({ query: '{ __schema { types { name } } }' }), 400, 'GRAPHQL_VALIDATION_FAILED', /introspection/i],
     ['a misspelt field (no "did you mean")', () => json({ query: 'mutation { startVerificaton { sessionId } }' }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ['a subscription (the schema has none)', () => json({ query: 'subscription { workflows }' }), 400, 'GRAPHQL_VALIDATION_FAILED', /no subscriptions/],
+    ['a persisted query whose hash does not match its text', () => json({ query: '{ workflows }', extensions: { persistedQuery: { version: 1, sha256Hash: '00' } } }), 400, 'BAD_REQUEST', /sha does not match/],
+    ['a persisted query of an unknown version', () => json({ query: '{ workflows }', extensions: { persistedQuery: { version: 2, sha256Hash: '00' } } }), 400, 'BAD_REQUEST', /Unsupported persisted query version/],
+    ['a persisted query that is not an object', () => json({ query: '{ workflows }', extensions: { persistedQuery: 'x' } }), 400, 'BAD_REQUEST'],
   ];
 
   // Rows become objects: jest passes `done` to a callback whose row is shorter than its arity.
   const rows = cases.map(([name, send, status, code, message]) => ({ name, send, status, code, message }));
   it.each(rows)('$name', async ({ send, status, code, message }) => {
+    const logStart = stack.logs.length;
     const response = await send();
     expect(response.status).toBe(status);
     if (code !== null) {
@@ -77,6 +82,11 @@ describe('hostile and broken requests (production mode)', () => {
     expect(stack.emulator.requests).toEqual([]);
     const next = await stack.startVerification();
     expect(next.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    // A caller's mistake is not an unexpected failure: no error line, no INTERNAL_SERVER_ERROR
+    // (the operation line of the request before is written by the time the next one is answered).
+    const logged = stack.logs.slice(logStart).join('');
+    expect(logged).not.toContain('masked for the client');
+    expect(logged).not.toContain('"outcome":"INTERNAL_SERVER_ERROR"');
   });
 
   it('refuses a 100 KB bearer token at the HTTP layer and keeps serving', async () => {
