@@ -131,6 +131,9 @@ async function writeApolloResponse(res: ServerResponse, response: HTTPGraphQLRes
   res.statusCode = response.status ?? 200;
   if (response.body.kind === 'complete') {
     const type = res.getHeader('content-type');
+    // The landing page (development only) embeds Sandbox's headers, the dev bearer token among
+    // them; with CORS's '*' any web page could read it. No page needs it cross-origin.
+    if (typeof type === 'string' && type.startsWith('text/html')) withoutCors(res);
     // As Express's res.send did: a text answer names its charset (Apollo's landing page, text/html, does not).
     if (typeof type === 'string') res.setHeader('Content-Type', withUtf8Charset(type));
     sendText(res, response.body.string);
@@ -139,6 +142,11 @@ async function writeApolloResponse(res: ServerResponse, response: HTTPGraphQLRes
   // Incremental delivery: each part as Apollo yields it.
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
+}
+
+function withoutCors(res: ServerResponse): void {
+  res.removeHeader('access-control-allow-origin');
+  res.removeHeader('access-control-expose-headers');
 }
 
 function withUtf8Charset(type: string): string {

@@ -224,10 +224,15 @@ describe('development mode', () => {
   it('serves Apollo Sandbox and introspection, and explains limits', async () => {
     const stack = await startStack({ GRAPHQL_MAX_DEPTH: '3' });
     try {
-      const page = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html' } });
+      // From another origin too, but never readable there: the page embeds the dev bearer token.
+      const page = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html', origin: 'https://evil.example' } });
       expect(page.status).toBe(200);
       expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
       expect(page.text).toMatch(/sandbox/i);
+      expect(page.headers['access-control-allow-origin']).toBeUndefined();
+      // The API itself stays open to any origin in development.
+      const api = await rawRequest(stack.url, { headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: '{"query":"{ __typename }"}' });
+      expect(api.headers['access-control-allow-origin']).toBe('*');
       const introspection = await stack.post({ query: '{ __schema { queryType { name } } }' });
       expect(introspection.body.data.__schema.queryType.name).toBe('Query');
       const deep = await stack.post({ query: `{ ${'a { '.repeat(5)}b${' }'.repeat(5)} }` });
