@@ -27,16 +27,19 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
  */
 export function answerRequestError(res: ServerResponse, error: unknown, logger: Logger, bodyLimitBytes: number, requestId: string | undefined): void {
   const status = httpStatusOf(error);
-  const message =
-    status === 413
-      ? `The request body is larger than ${bodyLimitBytes} bytes.`
-      : status < 500
-        ? 'The request body is not valid JSON for a GraphQL request.'
-        : INTERNAL_ERROR_MESSAGE;
+  const message = status < 500 ? requestErrorMessage(status, (error as { type?: unknown }).type, bodyLimitBytes) : INTERNAL_ERROR_MESSAGE;
   if (status >= 500) logger.error({ requestId, err: errorSummary(error) }, 'request failed');
   sendJson(res, status, {
     errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
   });
+}
+
+/** What the client is told of a body body-parser refused, by its status and its error's `type`. */
+function requestErrorMessage(status: number, type: unknown, bodyLimitBytes: number): string {
+  if (status === 413) return `The request body is larger than ${bodyLimitBytes} bytes.`;
+  if (type === 'charset.unsupported') return 'The request body must be JSON in UTF-8: send "Content-Type: application/json" with no other charset.';
+  if (type === 'encoding.unsupported') return 'The request body\'s Content-Encoding is not supported: send it uncompressed, or with gzip, deflate or br.';
+  return 'The request body is not valid JSON for a GraphQL request.';
 }
 
 /** What the log says of an error: its name and message, not the error itself (body-parser's carry the request body). */

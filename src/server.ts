@@ -15,7 +15,7 @@ import { APQ_TTL_SECONDS } from './state/apq-cache.js';
 import { maskError } from './errors.js';
 import { abortedOnClose, graphqlHttpHandler, graphqlTarget } from './graphql-http.js';
 import { healthRoutes, type Readiness } from './health.js';
-import { answerClientError, answerRequestError } from './http-answers.js';
+import { answerClientError, answerRequestError, sendJson } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
 import { operationObserver } from './operation-log.js';
 import { hideLimit, operationLimits } from './operation-limits.js';
@@ -147,6 +147,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   app.use(healthRoutes(options.readiness));
   if (options.serveMetrics) app.get('/metrics', metricsRoute(options.metrics));
   if (options.demo && !production) app.use('/demo', demoRouter(options.demo));
+  app.use(notFound);
   app.use(httpErrorHandler(logger, options.http.bodyLimitBytes));
 
   // GraphQL requests skip Express (graphql-http.ts says why).
@@ -184,6 +185,13 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     },
   };
 }
+
+/** A path no route serves (`//graphql`, `/graphql.`, a typo): JSON in GraphQL's error shape, as every other answer, not Express's HTML page. */
+const notFound: express.RequestHandler = (_req, res) => {
+  sendJson(res, 404, {
+    errors: [{ message: 'Nothing is served at this path: the GraphQL endpoint is /graphql.', extensions: { code: 'NOT_FOUND', retryable: false } }],
+  });
+};
 
 /** Express's errors (a failed /metrics render, a bad demo asset path) get the JSON answer GraphQL's get, never an HTML page. */
 function httpErrorHandler(logger: Logger, bodyLimitBytes: number): ErrorRequestHandler {

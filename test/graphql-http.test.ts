@@ -88,15 +88,15 @@ describe('/graphql without Express', () => {
   });
 
   it.each([
-    ['a body that is not the gzip it claims', { 'content-encoding': 'gzip' }, 400],
-    ['an unknown content encoding', { 'content-encoding': 'compress-9000' }, 415],
-    ['a charset JSON does not allow', { 'content-type': 'application/json; charset=latin1' }, 415],
-  ])('answers %s in the JSON error shape', async (_name, headers, status) => {
+    ['a body that is not the gzip it claims', { 'content-encoding': 'gzip' }, 400, /not valid JSON/],
+    ['an unknown content encoding', { 'content-encoding': 'compress-9000' }, 415, /Content-Encoding is not supported/],
+    ['a charset JSON does not allow', { 'content-type': 'application/json; charset=latin1' }, 415, /must be JSON in UTF-8/],
+  ])('answers %s in the JSON error shape, saying what is wrong', async (_name, headers, status, message) => {
     const response = await post(JSON.stringify({ query: START_VERIFICATION }), headers);
     expect(response.status).toBe(status);
     expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(response.headers['cache-control']).toBe('no-store');
-    expect(response.body).toEqual({ errors: [{ message: expect.stringMatching(/not valid JSON/), extensions: { code: 'BAD_REQUEST', retryable: false } }] });
+    expect(response.body).toEqual({ errors: [{ message: expect.stringMatching(message), extensions: { code: 'BAD_REQUEST', retryable: false } }] });
   });
 
   it('serves every path Express mounted it on, whatever the letter case, and leaves the rest to Express', async () => {
@@ -106,9 +106,13 @@ describe('/graphql without Express', () => {
       const response = await get(`${path}${query}`);
       expect([path, response.status, response.body]).toEqual([path, 200, { data: { __typename: 'Query' } }]);
     }
-    const elsewhere = await get(`/graphqlx${query}`);
-    expect(elsewhere.status).toBe(404);
-    expect(elsewhere.headers['x-request-id']).toBeDefined();
+    // Anywhere else: a JSON 404 in GraphQL's error shape, never Express's HTML page.
+    for (const path of ['/graphqlx', '//graphql', '/graphql.', '/graphql;x', '/graphql%2f', '/']) {
+      const elsewhere = await rawRequest(`${new URL(stack.url).origin}${path}${query}`, { method: 'GET', headers: { 'apollo-require-preflight': 'true' } });
+      expect([path, elsewhere.status, elsewhere.headers['content-type']]).toEqual([path, 404, 'application/json; charset=utf-8']);
+      expect(elsewhere.body).toEqual({ errors: [{ message: expect.stringMatching(/GraphQL endpoint is \/graphql/), extensions: { code: 'NOT_FOUND', retryable: false } }] });
+      expect(elsewhere.headers['x-request-id']).toBeDefined();
+    }
     // The absolute form, as a client talks to a proxy.
     const { host } = new URL(stack.url);
     const absolute = Buffer.from(`GET http://${host}/graphql${query} HTTP/1.1\r\nHost: ${host}\r\nApollo-Require-Preflight: true\r\nConnection: close\r\n\r\n`);
