@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { ErrorCode } from './errors.js';
-import { sendJson } from './http-answers.js';
+import { sendGraphqlErrors } from './http-answers.js';
 
 export const OVERLOAD_MESSAGE = 'The identity verification service is busy. Retry in a moment.';
 
@@ -72,7 +72,7 @@ export class ConnectionArrivals {
 
 function refuse(res: ServerResponse): void {
   res.setHeader('retry-after', '1');
-  sendJson(res, 503, {
+  sendGraphqlErrors(res, 503, {
     errors: [{ message: OVERLOAD_MESSAGE, extensions: { code: ErrorCode.IDV_UNAVAILABLE, retryable: true, retryAfterSeconds: 1 } }],
   });
 }

@@ -20,6 +20,29 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   sendText(res, JSON.stringify(body));
 }
 
+const GRAPHQL_RESPONSE_JSON = 'application/graphql-response+json';
+
+/**
+ * A GraphQL error answer the gateway writes itself, in the media type the client asked for, as
+ * Apollo does for its own (GraphQL over HTTP): application/graphql-response+json when the Accept
+ * header names it ahead of application/json (Apollo Client, Kotlin and iOS list it first), else
+ * application/json.
+ */
+export function sendGraphqlErrors(res: ServerResponse, status: number, body: unknown): void {
+  if (!prefersGraphqlResponse(res.req?.headers.accept)) return sendJson(res, status, body);
+  res.statusCode = status;
+  res.setHeader('Content-Type', `${GRAPHQL_RESPONSE_JSON}; charset=utf-8`);
+  sendText(res, JSON.stringify(body));
+}
+
+function prefersGraphqlResponse(accept: string | undefined): boolean {
+  if (accept === undefined) return false;
+  const types = accept.toLowerCase().split(',').map((range) => range.split(';')[0]!.trim());
+  const graphql = types.indexOf(GRAPHQL_RESPONSE_JSON);
+  const json = types.indexOf('application/json');
+  return graphql !== -1 && (json === -1 || graphql < json);
+}
+
 /**
  * Failures before GraphQL runs (malformed JSON, a body over the limit, a bad content encoding) and
  * unexpected ones get a JSON answer in GraphQL's error shape, never an HTML error page. A 5xx is
@@ -29,7 +52,7 @@ export function answerRequestError(res: ServerResponse, error: unknown, logger: 
   const status = httpStatusOf(error);
   const message = status < 500 ? requestErrorMessage(status, (error as { type?: unknown }).type, bodyLimitBytes) : INTERNAL_ERROR_MESSAGE;
   if (status >= 500) logger.error({ requestId, err: errorSummary(error) }, 'request failed');
-  sendJson(res, status, {
+  sendGraphqlErrors(res, status, {
     errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : ErrorCode.INTERNAL_SERVER_ERROR, retryable: false } }],
   });
 }

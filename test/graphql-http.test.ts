@@ -99,6 +99,19 @@ describe('/graphql without Express', () => {
     expect(response.body).toEqual({ errors: [{ message: expect.stringMatching(message), extensions: { code: 'BAD_REQUEST', retryable: false } }] });
   });
 
+  // GraphQL over HTTP: the media type the client accepts, as Apollo's own answers have it.
+  it.each([
+    ['application/graphql-response+json, application/json;q=0.9', 'application/graphql-response+json; charset=utf-8'],
+    ['multipart/mixed;deferSpec=20220824, application/graphql-response+json, application/json', 'application/graphql-response+json; charset=utf-8'],
+    ['application/json, application/graphql-response+json', 'application/json; charset=utf-8'],
+    ['*/*', 'application/json; charset=utf-8'],
+  ])('answers a malformed body to "Accept: %s" as %s', async (accept, type) => {
+    const response = await post('{"query": "mutation {', { accept });
+    expect([response.status, response.headers['content-type']]).toEqual([400, type]);
+    const apollo = await post(JSON.stringify({ query: '{ nope }' }), { accept });
+    expect([apollo.status, apollo.headers['content-type']]).toEqual([400, type]);
+  });
+
   it('serves every path Express mounted it on, whatever the letter case, and leaves the rest to Express', async () => {
     const query = `?query=${encodeURIComponent('{ __typename }')}`;
     const get = (path: string) => rawRequest(new URL(path, stack.url).href, { method: 'GET', headers: { 'apollo-require-preflight': 'true' } });
