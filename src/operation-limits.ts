@@ -15,13 +15,14 @@ export function operationLimits(
 ): { plugins: ApolloServerPlugin[]; validationRules: ValidationRule[]; parseOptions: { maxTokens: number } } {
   const exposeLimits = !production;
   const armor = new ApolloArmor({
-    maxDepth: { n: limits.maxDepth, exposeLimits },
-    maxAliases: { n: limits.maxAliases, exposeLimits },
+    // The errorMessage is what production says instead of the limit's value.
+    maxDepth: { n: limits.maxDepth, exposeLimits, errorMessage: 'The query is nested too deeply.' },
+    maxAliases: { n: limits.maxAliases, exposeLimits, errorMessage: 'The query uses too many aliases.' },
     // Counted by graphql-js's own parser instead (Apollo's parseOptions.maxTokens): armor's token
     // plugin throws from a hook, which Apollo answers with HTTP 500 instead of a 400 parse error.
     maxTokens: { enabled: false },
-    maxDirectives: { n: limits.maxDirectives, exposeLimits },
-    costLimit: { maxCost: limits.maxCost, exposeLimits },
+    maxDirectives: { n: limits.maxDirectives, exposeLimits, errorMessage: 'The query uses too many directives.' },
+    costLimit: { maxCost: limits.maxCost, exposeLimits, errorMessage: 'The query is too costly to run.' },
     // "Did you mean …?" hints reveal the schema; Apollo's hideSchemaDetailsFromClientErrors covers it.
     blockFieldSuggestion: { enabled: false },
   }).protect();
@@ -34,10 +35,19 @@ export function operationLimits(
 }
 
 const TOKEN_LIMIT_MESSAGE = /^Syntax Error: Document contains more that \d+ tokens\. Parsing aborted\.$/;
+const SYNTAX_ERROR_PREFIX = 'Syntax Error: ';
 
 /** graphql-js names the token limit in its message; production keeps limits to itself. */
 export function hideLimit(message: string): string {
   return TOKEN_LIMIT_MESSAGE.test(message) ? 'Syntax Error: the document is too large.' : message;
+}
+
+/**
+ * graphql-armor words its limits' validation errors "Syntax Error: …", which sends a client
+ * looking for a typo; a validation error is never a syntax error (those are GRAPHQL_PARSE_FAILED).
+ */
+export function withoutFalseSyntaxError(message: string, code: unknown): string {
+  return code === 'GRAPHQL_VALIDATION_FAILED' && message.startsWith(SYNTAX_ERROR_PREFIX) ? message.slice(SYNTAX_ERROR_PREFIX.length) : message;
 }
 
 /**

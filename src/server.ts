@@ -18,7 +18,7 @@ import { healthRoutes, type Readiness } from './health.js';
 import { answerClientError, answerRequestError, sendJson } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
 import { operationObserver } from './operation-log.js';
-import { hideLimit, operationLimits } from './operation-limits.js';
+import { hideLimit, operationLimits, withoutFalseSyntaxError } from './operation-limits.js';
 import { httpMetrics, metricsRoute } from './ops-http.js';
 import { requestScope, scopeOf } from './request-scope.js';
 import { resolvers } from './resolvers/index.js';
@@ -91,7 +91,8 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     stopOnTerminationSignals: false,
     formatError: (formatted, error) => {
       const masked = maskError(formatted, error, logger);
-      return production ? { ...masked, message: hideLimit(masked.message) } : masked;
+      const message = withoutFalseSyntaxError(masked.message, masked.extensions?.code);
+      return { ...masked, message: production ? hideLimit(message) : message };
     },
     plugins: [
       // Nothing sets cache hints, and every GraphQL answer is no-store: skip its per-field hooks.
