@@ -3,6 +3,16 @@ import { eventually } from './support/duplicates.js';
 import { rawBytes, rawRequest, type RawResponse } from './support/raw-http.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
+/** Opens a connection, sends `bytes` and no more; resolves with everything received once the gateway closes it. */
+function stall(url: string, bytes: string): { answer: Promise<string> } {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+  socket.on('error', () => undefined);
+  return { answer: new Promise((resolve) => socket.on('close', () => resolve(received))) };
+}
+
 /**
  * What attackers and broken clients send, against the gateway in production mode. Each request
  * must get a clear 4xx or a coded GraphQL error, make no upstream call, and leave the server
@@ -121,14 +131,7 @@ describe('hostile and broken requests (production mode)', () => {
   });
 
   it('answers what node cannot parse with the JSON error shape, not a bare status line', async () => {
-    const { hostname, port } = new URL(stack.url);
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(Number(port), hostname, () => socket.write('POST /graphql HTTP/1.1\r\nAuthorization Bearer x\r\n\r\n'));
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
-      socket.on('close', () => resolve(received));
-      socket.on('error', reject);
-    });
+    const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nAuthorization Bearer x\r\n\r\n').answer;
     expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
       errors: [{ message: 'The request is not valid HTTP.', extensions: { code: 'BAD_REQUEST', retryable: false } }],
@@ -157,16 +160,6 @@ describe('hostile and broken requests (production mode)', () => {
 });
 
 describe('a client that sends its request slowly', () => {
-  /** Opens a connection, sends `bytes` and no more; resolves with everything received once the gateway closes it. */
-  function stall(url: string, bytes: string): { answer: Promise<string> } {
-    const { hostname, port } = new URL(url);
-    const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
-    socket.on('error', () => undefined);
-    return { answer: new Promise((resolve) => socket.on('close', () => resolve(received))) };
-  }
-
   // A request holds its admission slot from its headers on: one that never finishes its body
   // would hold it for node's default 300 s, and 640 of them would shut the door for everyone.
   it('gets a JSON 408 after HTTP_REQUEST_TIMEOUT_MS, and the slot it held is free again', async () => {
