@@ -20,7 +20,7 @@ import type { FlightCodec, SharedFlights } from './state/flight.js';
 import { Sealer } from './state/seal.js';
 import type { SharedState } from './state/store.js';
 import type { FlowStatus } from './flows.js';
-import type { IssuedHandoff, ResolvedVerification, VerificationInput, VerificationService } from './verification.js';
+import { costsNoSession, type IssuedHandoff, type ResolvedVerification, type VerificationInput, type VerificationService } from './verification.js';
 
 export interface StartedVerification extends IssuedHandoff {
   /** True when this is a handoff that already existed (a replay, or a request that joined one in flight). */
@@ -127,12 +127,17 @@ export class GuardedVerification {
           this.events.replayed('key');
           return late;
         }
-        const decision = await this.state.consume(digest('caller', caller.userId));
+        const subject = digest('caller', caller.userId);
+        const decision = await this.state.consume(subject);
         if (!decision.allowed) {
           this.events.rateLimited();
           throw rateLimited(decision.retryAfterMs);
         }
-        const handoff = await this.verification.start(caller, resolved, context);
+        const handoff = await this.verification.start(caller, resolved, context).catch(async (error: unknown) => {
+          // The limit counts starts that may have cost a session; one refused before it is given back.
+          if (costsNoSession(error)) await this.#refund(subject, context);
+          throw error;
+        });
         const ttlMs = handoff.expiresAt.getTime() - this.now();
         if (record !== null && ttlMs > 0) {
           const stored: StoredRecord = { params, handoff: seal().seal(encode({ ...handoff, reused: true })) };
@@ -145,6 +150,15 @@ export class GuardedVerification {
     if (led) return value;
     this.events.replayed('in_flight');
     return { ...value, reused: true };
+  }
+
+  /** Gives back a limit point; a failure to do so costs the caller that point, never their answer. */
+  async #refund(subject: string, context: CallContext): Promise<void> {
+    try {
+      await this.state.refund(subject);
+    } catch (error) {
+      this.logger.warn({ requestId: context.requestId, err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'could not give back a rate-limit point');
+    }
   }
 
   /** The recorded handoff for this key, if it is still valid; KEY_REUSED if it was for other parameters. */

@@ -1,7 +1,7 @@
 import type { WorkflowCatalog } from './config.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { FlowStatus, HandoffFlows } from './flows.js';
-import { IdvError, type CallContext } from './idv/platform.js';
+import { IdvError, mayHaveCreatedSession, type CallContext } from './idv/platform.js';
 import type { UpstreamGuard } from './idv/upstream-guard.js';
 import { canonicalLocale } from './locale.js';
 import type { Caller } from './auth.js';
@@ -86,10 +86,24 @@ export class VerificationService {
       const handoff = await this.guard.run(context, (guarded) => this.flows.start(request, guarded));
       return { ...handoff, workflow };
     } catch (error) {
-      if (error instanceof IdvError) throw toClientError(error);
-      throw error;
+      if (!(error instanceof IdvError)) throw error;
+      const clientError = toClientError(error);
+      if (!mayHaveCreatedSession(error)) withoutSession.add(clientError);
+      throw clientError;
     }
   }
+}
+
+// The client errors of failed starts that cannot have created a session (see costsNoSession).
+const withoutSession = new WeakSet<object>();
+
+/**
+ * Whether `error`, thrown by VerificationService.start, comes from a start that provably created
+ * no session upstream: refused by the gateway's own guards, never sent, or refused by the
+ * platform. The per-caller limit gives such attempts back.
+ */
+export function costsNoSession(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && withoutSession.has(error);
 }
 
 /** Maps an upstream failure to what the client sees: a code, a fixed message, no upstream detail. */

@@ -191,6 +191,27 @@ describe('the per-caller limit on new sessions', () => {
     expect(metrics).toMatch(/^idv_gateway_idempotent_replays_total\{kind="key"\} 2$/m);
   });
 
+  // "Starts that reach the platform": a start refused before it could cost a session is given back.
+  it('does not count starts that cannot have created a session', async () => {
+    const token = await stack.token('unlucky-user');
+    const before = stack.emulator.callCount('session');
+    // The device call fails (no session yet), the session call is refused (401), or answered 429.
+    stack.emulator.inject('device', { kind: 'status', status: 503 }, 3);
+    expect(errorOf(await stack.startVerification({ token })).extensions.code).toBe('IDV_UNAVAILABLE');
+    stack.emulator.inject('session', { kind: 'status', status: 401 }, 2);
+    for (let i = 0; i < 2; i += 1) expect(errorOf(await stack.startVerification({ token })).extensions.code).toBe('IDV_FAILED');
+    stack.emulator.inject('session', { kind: 'status', status: 429 }, 1);
+    expect(errorOf(await stack.startVerification({ token })).extensions.code).toBe('IDV_UNAVAILABLE');
+    // A session call that may have created one counts: a 500.
+    stack.emulator.inject('session', { kind: 'status', status: 500 }, 1);
+    expect(errorOf(await stack.startVerification({ token })).extensions.code).toBe('IDV_UNAVAILABLE');
+    expect(stack.emulator.callCount('session') - before).toBe(4);
+    // Three allowed (RATE_LIMIT_MAX), one of them spent on the 500: two more, then the limit.
+    handoffOf(await stack.startVerification({ token }));
+    handoffOf(await stack.startVerification({ token }));
+    expect(errorOf(await stack.startVerification({ token })).extensions.code).toBe('RATE_LIMITED');
+  });
+
   it('counts per caller', async () => {
     expect(handoffOf(await stack.startVerification({ token: await stack.token('another-user') })).reused).toBe(false);
   });

@@ -5,7 +5,7 @@ import { ErrorCode, INTERNAL_ERROR_MESSAGE, gatewayError, logUnexpectedErrors, m
 import { GatewayMetrics } from '../src/metrics.js';
 import { operationObserver } from '../src/operation-log.js';
 import { parseRetryAfter } from '../src/idv/client.js';
-import { IdvError } from '../src/idv/platform.js';
+import { IdvError, mayHaveCreatedSession } from '../src/idv/platform.js';
 import { toClientError } from '../src/verification.js';
 import { capturingLogger } from './support/log-capture.js';
 
@@ -102,6 +102,25 @@ describe('toClientError', () => {
     const clientError = toClientError(error);
     expect(clientError.extensions).toEqual(extensions);
     expect(clientError.message).not.toContain(error.message);
+  });
+});
+
+describe('mayHaveCreatedSession (what the per-caller limit counts)', () => {
+  it.each([
+    [new IdvError('unavailable', 'device', 'HTTP 503', { status: 503 }), false],
+    [new IdvError('unavailable', 'bulkhead', 'full', { cause: 'queue-full' }), false],
+    [new IdvError('unavailable', 'session', 'open', { cause: 'circuit-open' }), false],
+    [new IdvError('unavailable', 'deeplink', 'held', { cause: 'retry-after' }), false],
+    [new IdvError('unavailable', 'session', 'no time', { cause: 'deadline', sent: false }), false],
+    [new IdvError('unavailable', 'session', 'refused', { errorCode: 'ECONNREFUSED' }), false],
+    [new IdvError('unavailable', 'session', 'HTTP 429', { status: 429 }), false],
+    [new IdvError('rejected', 'session', 'HTTP 404', { status: 404 }), false],
+    [new IdvError('unavailable', 'session', 'HTTP 500', { status: 500 }), true],
+    [new IdvError('unavailable', 'deeplink', 'timeout', { errorCode: 'ETIMEDOUT' }), true],
+    [new IdvError('unavailable', 'session', 'deadline exceeded', { cause: 'deadline' }), true],
+    [new IdvError('invalid-response', 'session', 'no id'), true],
+  ])('%s: %s', (error, expected) => {
+    expect(mayHaveCreatedSession(error)).toBe(expected);
   });
 });
 

@@ -154,8 +154,8 @@ export class IdvApiClient implements IdvPlatform {
     // The per-call timeout, cut to what is left of the mutation's deadline.
     const leftMs = context.deadline === undefined ? Infinity : context.deadline - Date.now();
     const timeoutMs = Math.min(this.#timeoutMs, leftMs);
-    if (context.signal?.aborted) throw new IdvError('unavailable', step, 'caller went away', { cause: 'cancelled', durationMs: 0 });
-    if (timeoutMs <= 0) throw new IdvError('unavailable', step, 'no time left before the deadline', { cause: 'deadline', durationMs: 0 });
+    if (context.signal?.aborted) throw new IdvError('unavailable', step, 'caller went away', { cause: 'cancelled', durationMs: 0, sent: false });
+    if (timeoutMs <= 0) throw new IdvError('unavailable', step, 'no time left before the deadline', { cause: 'deadline', durationMs: 0, sent: false });
     const headers: Record<string, string> = { authorization: options.authorization };
     if (context.requestId) headers['x-request-id'] = context.requestId;
     let response: Response<string>;

@@ -76,6 +76,22 @@ export type IdvFailureKind = 'unavailable' | 'rejected' | 'invalid-response';
 /** Where a failure arose: an upstream call, or the gateway's own guard in front of them. */
 export type FailurePoint = IdvStep | 'bulkhead';
 
+/** Network errors after which the request provably never reached the platform (refused, unresolved, unreachable). */
+export const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Whether the platform may have created a session before this failure: only a session or
+ * deeplink call that may have been sent and was not plainly refused. The per-caller limit counts
+ * such attempts, and gives back those that cannot have cost a session.
+ */
+export function mayHaveCreatedSession(error: IdvError): boolean {
+  if (error.step !== 'session' && error.step !== 'deeplink') return false;
+  if (error.kind === 'rejected') return false;
+  const { cause, errorCode, status, sent } = error.details;
+  if (sent === false || cause === 'circuit-open' || cause === 'retry-after' || status === 429) return false;
+  return errorCode === undefined || !NEVER_SENT.has(errorCode);
+}
+
 export class IdvError extends Error {
   override name = 'IdvError';
   constructor(
@@ -91,6 +107,8 @@ export class IdvError extends Error {
       readonly durationMs?: number;
       /** Why there was no answer, when the gateway itself stopped waiting. */
       readonly cause?: 'deadline' | 'cancelled' | 'circuit-open' | 'retry-after' | 'queue-full' | 'queue-timeout' | 'too-large';
+      /** False when the call never left the gateway (no time left, or the caller gone, before sending). */
+      readonly sent?: false;
       /** Attempts made, when the call was retried. */
       readonly attempts?: number;
     } = {},

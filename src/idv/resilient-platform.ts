@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ResilienceSettings } from '../config.js';
 import {
   IdvError,
+  NEVER_SENT,
   type CallContext,
   type CreatedDeeplink,
   type EphemeralDevice,
@@ -23,7 +24,6 @@ import {
 type RetryPolicy = 'repeatable' | 'unsent-only';
 
 const RETRY_POLICY: Record<IdvStep, RetryPolicy> = { device: 'repeatable', session: 'unsent-only', deeplink: 'unsent-only' };
-const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 1000;
 // A longer Retry-After is not waited out inside one request: the client gets it as retryAfterSeconds.

@@ -74,6 +74,10 @@ export class MemoryState implements SharedState {
     return consumeWith(this.#limiter, subject);
   }
 
+  async refund(subject: string): Promise<void> {
+    await this.#limiter?.reward(subject, 1);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#entries.clear();

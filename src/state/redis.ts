@@ -98,6 +98,10 @@ export class RedisState implements SharedState {
     return consumeWith(this.#limiter, subject);
   }
 
+  async refund(subject: string): Promise<void> {
+    await this.#limiter?.reward(subject, 1);
+  }
+
   /** Answers when Redis is reachable and answering; rejects otherwise. */
   async ping(): Promise<void> {
     await this.client.ping();

@@ -32,6 +32,8 @@ export interface SharedState {
   write(key: string, value: string, ttlMs: number): Promise<void>;
   /** Counts one event against `subject`'s limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_SECONDS). */
   consume(subject: string): Promise<LimitDecision>;
+  /** Gives back one event consumed for `subject` (an attempt that turned out to cost nothing). */
+  refund(subject: string): Promise<void>;
   close(): Promise<void>;
 }
 
