@@ -145,7 +145,7 @@ export class GuardedVerification {
         }
         return { ...handoff, reused: false };
       },
-      sealedCodec(seal),
+      sealedCodec(seal, params),
     );
     if (led) return value;
     this.events.replayed('in_flight');
@@ -257,11 +257,20 @@ function parseStored<T>(stored: string): T {
   }
 }
 
-/** A handoff as single flight shares it with other instances: sealed, like a stored record. */
-function sealedCodec(seal: () => Sealer): FlightCodec<StartedVerification> {
+/**
+ * A handoff as single flight shares it with other instances: sealed, like a stored record, with
+ * the parameters it was started with. A keyed flight is named by the key alone, so a follower on
+ * another instance may have sent the same key with other parameters: it gets KEY_REUSED, as on
+ * one instance, not a handoff for a workflow it did not ask for.
+ */
+function sealedCodec(seal: () => Sealer, params: string): FlightCodec<StartedVerification> {
   return {
-    encode: (started) => seal().seal(encode(started)),
-    decode: (stored) => decode(seal().open(stored)),
+    encode: (started) => seal().seal(JSON.stringify({ params, started: encode(started) })),
+    decode: (stored) => {
+      const shared = parseStored<{ params: string; started: string }>(seal().open(stored));
+      if (shared.params !== params) throw keyReused();
+      return decode(shared.started);
+    },
   };
 }
 

@@ -112,6 +112,21 @@ describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instan
     expect(a.emulator.callCount('session')).toBe(2);
   });
 
+  it('refuses a key sent with other parameters while the first start is still in flight on the other instance', async () => {
+    const token = await a.token('racing-user');
+    const held = gate();
+    a.emulator.inject('device', { kind: 'hold', until: held.until });
+    const first = a.startVerification({ token, idempotencyKey: 'racing-key' });
+    await eventually(() => a.emulator.callCount('device') === 1, 'the first start to reach the platform');
+    const followingBefore = logCount(b, FOLLOWING);
+    const other = b.startVerification({ token, idempotencyKey: 'racing-key', workflow: 'age' });
+    await eventually(() => logCount(b, FOLLOWING) > followingBefore, 'the second to wait on the first');
+    held.open();
+    expect(handoffOf(await first).workflow).toBe('kyc');
+    expect(errorOf(await other).extensions.reason).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(a.emulator.callCount('session')).toBe(1);
+  });
+
   it.each([
     ['with the same key', 'spread-key'],
     ['without a key', undefined],
