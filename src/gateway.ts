@@ -19,6 +19,7 @@ import { startAdminServer } from './ops-http.js';
 import { createServer } from './server.js';
 import { flightSettingsFor, SharedFlights } from './state/flight.js';
 import { openState, type SharedStateStatus } from './state/index.js';
+import { stateSecret } from './state/seal.js';
 import { VerificationService } from './verification.js';
 
 export interface RunningGateway {
@@ -143,6 +144,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       new VerificationService(flows, { workflows: target.workflows }, guard),
       state.state,
       new SharedFlights(state.state, flightSettingsFor(idv.resilience.deadlineMs)),
+      stateSecret(target.apiKey),
       logger.child({ component: 'duplicates' }),
       { rateLimited: () => metrics.rateLimited(), replayed: (kind) => metrics.idempotentReplay(kind) },
     );

@@ -11,13 +11,12 @@
  * its one leader goes through the shared state (SharedFlights, records, limits), which is Redis
  * across instances or in-process with one.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Caller } from './auth.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { CallContext } from './idv/platform.js';
 import type { FlightCodec, SharedFlights } from './state/flight.js';
-import { Sealer } from './state/seal.js';
+import { Sealer, stateDigest } from './state/seal.js';
 import type { SharedState } from './state/store.js';
 import type { FlowStatus } from './flows.js';
 import { costsNoSession, type IssuedHandoff, type ResolvedVerification, type VerificationInput, type VerificationService } from './verification.js';
@@ -57,6 +56,8 @@ export class GuardedVerification {
     private readonly verification: VerificationService,
     private readonly state: SharedState,
     private readonly flights: SharedFlights,
+    /** Keys state names and seals (seal.ts's stateSecret). */
+    private readonly secret: Uint8Array,
     private readonly logger: Logger,
     private readonly events: DuplicateEvents = NO_EVENTS,
     private readonly now: () => number = Date.now,
@@ -73,9 +74,9 @@ export class GuardedVerification {
   async start(caller: Caller, input: GuardedInput, context: CallContext = {}): Promise<StartedVerification> {
     const resolved = this.verification.resolve(input);
     const key = idempotencyKey(input.idempotencyKey);
-    const params = digest('params', resolved.workflow, resolved.locale ?? '');
+    const params = stateDigest(this.secret, 'params', resolved.workflow, resolved.locale ?? '');
     // Scoped to the caller: the user id is part of every flight and record name.
-    const flight = key === null ? digest('tap', caller.userId, params) : digest('key', caller.userId, key);
+    const flight = key === null ? stateDigest(this.secret, 'tap', caller.userId, params) : stateDigest(this.secret, 'key', caller.userId, key);
 
     const joined = this.#inFlight.get(flight);
     if (joined) {
@@ -93,7 +94,7 @@ export class GuardedVerification {
     const upstream: CallContext = { ...context, signal: callers.signal };
     // Sealed with what only this caller's request carries (see seal.ts); made once, and only when something is stored or read.
     let sealer: Sealer | undefined;
-    const seal = () => (sealer ??= key === null ? new Sealer('tap', caller.userId, params) : new Sealer('key', caller.userId, key));
+    const seal = () => (sealer ??= key === null ? new Sealer(this.secret, 'tap', caller.userId, params) : new Sealer(this.secret, 'key', caller.userId, key));
     const result = this.#startShared(caller, resolved, key === null ? null : `idem:${flight}`, flight, params, seal, upstream).finally(() =>
       this.#inFlight.delete(flight),
     );
@@ -127,7 +128,7 @@ export class GuardedVerification {
           this.events.replayed('key');
           return late;
         }
-        const subject = digest('caller', caller.userId);
+        const subject = stateDigest(this.secret, 'caller', caller.userId);
         const decision = await this.state.consume(subject);
         if (!decision.allowed) {
           this.events.rateLimited();
@@ -140,7 +141,7 @@ export class GuardedVerification {
         });
         const ttlMs = handoff.expiresAt.getTime() - this.now();
         if (record !== null && ttlMs > 0) {
-          const stored: StoredRecord = { params, handoff: seal().seal(encode({ ...handoff, reused: true })) };
+          const stored: StoredRecord = { params, handoff: sealedCodec(seal, params).encode({ ...handoff, reused: true }) };
           await this.state.write(record, JSON.stringify(stored), ttlMs);
         }
         return { ...handoff, reused: false };
@@ -150,6 +151,15 @@ export class GuardedVerification {
     if (led) return value;
     this.events.replayed('in_flight');
     return { ...value, reused: true };
+  }
+
+  /**
+   * A record this gateway cannot read (sealed before IDV_API_KEY was rotated, or written by
+   * someone else) is as if absent: the key starts afresh instead of failing until it expires.
+   */
+  #unreadable(error: unknown): null {
+    this.logger.warn({ err: { message: (error as Error)?.message } }, 'an idempotency record could not be read; treated as absent');
+    return null;
   }
 
   /** Gives back a limit point; a failure to do so costs the caller that point, never their answer. */
@@ -165,9 +175,21 @@ export class GuardedVerification {
   async #replay(record: string, params: string, sealer: Sealer): Promise<StartedVerification | null> {
     const [raw] = await this.state.read([record]);
     if (raw == null) return null;
-    const stored = parseStored<StoredRecord>(raw);
+    let stored: StoredRecord;
+    try {
+      stored = parseStored<StoredRecord>(raw);
+      if (typeof stored?.params !== 'string' || typeof stored.handoff !== 'string') throw new Error('a stored idempotency record is malformed');
+    } catch (error) {
+      return this.#unreadable(error);
+    }
     if (stored.params !== params) throw keyReused();
-    const handoff = decode(sealer.open(stored.handoff));
+    let handoff: StartedVerification;
+    try {
+      // The seal holds the parameters too: a record whose outer digest was swapped does not open.
+      handoff = sealedCodec(() => sealer, params).decode(stored.handoff);
+    } catch (error) {
+      return this.#unreadable(error);
+    }
     if (handoff.expiresAt.getTime() <= this.now()) return null;
     return { ...handoff, reused: true };
   }
@@ -221,14 +243,6 @@ function idempotencyKey(value: string | null | undefined): string | null {
     );
   }
   return value;
-}
-
-/**
- * A name for state keys that does not hold the user id or idempotency key in clear. Not
- * anonymisation: a guessable user id can be confirmed by hashing it (as with log pseudonyms).
- */
-function digest(...parts: string[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
 }
 
 function keyReused() {

@@ -94,6 +94,32 @@ describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instan
     }
   });
 
+  it('treats a record it cannot open (tampered, or sealed under another API key) as absent, not as a failure', async () => {
+    const token = await a.token('tampered-user');
+    const first = handoffOf(await a.startVerification({ token, idempotencyKey: 'tampered-key' }));
+    const client = new Redis(REDIS_URL ?? '');
+    try {
+      const records: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}idem:*`, 'COUNT', 1000);
+        cursor = next;
+        records.push(...keys);
+      } while (cursor !== '0');
+      expect(records.length).toBeGreaterThan(0);
+      for (const record of records) {
+        const stored = JSON.parse((await client.get(record)) ?? '{}') as { params: string; handoff: string };
+        await client.set(record, JSON.stringify({ ...stored, handoff: `${stored.handoff.slice(0, -4)}AAAA` }), 'KEEPTTL');
+      }
+    } finally {
+      client.disconnect();
+    }
+    const again = handoffOf(await b.startVerification({ token, idempotencyKey: 'tampered-key' }));
+    expect(again.reused).toBe(false);
+    expect(again.sessionId).not.toBe(first.sessionId);
+    expect(b.logs.join('')).toContain('an idempotency record could not be read; treated as absent');
+  });
+
   it('reports Redis as the state in use, in /readyz and the metrics too', async () => {
     expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });
     expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'redis' });

@@ -1,18 +1,34 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 /**
  * Handoffs kept in shared state (idempotency records, single-flight results) hold the session's
- * live ephemeral token. They are sealed (AES-256-GCM) with a key derived from what only the
- * caller's own request carries — their user id and idempotency key (or workflow and locale) —
- * while the state's key names hold one-way digests of the same, under another label. Whoever can
- * read Redis sees ciphertext; whoever repeats the request can open it, as they could have asked
- * the gateway anyway.
+ * live ephemeral token. They are sealed (AES-256-GCM) with a key derived from a secret every
+ * gateway instance has and Redis never sees (stateSecret) and from what only the caller's own
+ * request carries: their user id and idempotency key (or workflow and locale). The state's key
+ * names are keyed digests (HMAC) of the same, under other labels. Whoever can read Redis sees
+ * ciphertext and names they cannot confirm a guessed user id against; whoever repeats the request
+ * through a gateway gets the handoff, as they could have asked for it anyway.
  */
+
+/**
+ * The secret behind shared state's names and seals, derived from the IDV API key: every instance
+ * has it, Redis does not, and whoever has it could start sessions anyway. Rotating the key makes
+ * earlier records unreadable: they are then treated as absent.
+ */
+export function stateSecret(apiKey: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', apiKey, 'idv-gateway', 'shared state v2', 32));
+}
+
+/** A name for a state key: a keyed digest, so it neither holds nor confirms the user id or idempotency key. */
+export function stateDigest(secret: Uint8Array, ...parts: string[]): string {
+  return createHmac('sha256', secret).update(JSON.stringify(parts)).digest('base64url');
+}
+
 export class Sealer {
   readonly #key: Buffer;
 
-  constructor(...material: string[]) {
-    this.#key = createHash('sha256').update(JSON.stringify(['idv-gateway seal v1', ...material])).digest();
+  constructor(secret: Uint8Array, ...material: string[]) {
+    this.#key = createHmac('sha256', secret).update(JSON.stringify(['idv-gateway seal v2', ...material])).digest();
   }
 
   seal(plain: string): string {
