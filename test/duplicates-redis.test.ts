@@ -350,5 +350,7 @@ describeWithRedis('a Redis outage mid-run (a redis-server of the test\'s own)', 
 
     const after = handoffOf(await b.startVerification({ token, idempotencyKey: 'after' }));
     expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'after' }))).toEqual({ ...after, reused: true });
+    // A key started during the outage still replays on the instance that started it.
+    expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'during' }))).toEqual({ ...during, reused: true });
   });
 });

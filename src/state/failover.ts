@@ -12,7 +12,7 @@ const PROBE_INTERVAL_MS = 500;
  * The first failed command switches every later one to memory at once (no waiting on a dead
  * Redis per request), logs one warning, and starts a probe; when Redis answers a PING again the
  * gateway switches back and logs that once. Leases and records written to memory meanwhile stay
- * there: they only ever protected this instance.
+ * there: they only ever protected this instance, and reads still find them there until they expire.
  */
 export class FailoverState implements SharedState {
   #degraded = false;
@@ -98,8 +98,13 @@ export class FailoverState implements SharedState {
     return this.#use((state) => state.release(key, owner));
   }
 
-  read(keys: readonly string[]): Promise<(string | null)[]> {
-    return this.#use((state) => state.read(keys));
+  async read(keys: readonly string[]): Promise<(string | null)[]> {
+    const values = await this.#use((state) => state.read(keys));
+    // What this instance wrote to memory while Redis was away (an idempotency key started then)
+    // still answers here once Redis is back, until it expires; Redis never had it.
+    if (this.#degraded || this.memory.size === 0 || !values.includes(null)) return values;
+    const local = await this.memory.read(keys);
+    return values.map((value, i) => value ?? local[i] ?? null);
   }
 
   write(key: string, value: string, ttlMs: number): Promise<void> {

@@ -57,6 +57,11 @@ export class MemoryState implements SharedState {
     return true;
   }
 
+  /** Entries held, expired ones included until the next sweep. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
   async release(key: string, owner: string): Promise<void> {
     if (this.#live(key)?.value === owner) this.#entries.delete(key);
   }
