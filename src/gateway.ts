@@ -65,6 +65,8 @@ export interface ShutdownReport extends DrainResult {
 const EMULATOR_WORKFLOWS = 'kyc=emulator-kyc-workflow,age=emulator-age-workflow';
 const DEV_USER_ID = 'dev-user';
 const DEV_TOKEN_LIFETIME = '12h';
+// How long shutdown waits for cut-off leaders to write their outcome (a Redis round trip or two; commands time out at 1 s).
+const FLIGHT_SETTLE_MS = 2000;
 
 interface UpstreamTarget {
   readonly baseUrl: string;
@@ -140,10 +142,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const { configured, active } = state.status();
       return { state: configured === 'memory' ? 'not-configured' : active === 'redis' ? 'up' : 'down' };
     });
+    const flights = new SharedFlights(state.state, flightSettingsFor(idv.resilience.deadlineMs));
     const verification = new GuardedVerification(
       new VerificationService(flows, { workflows: target.workflows }, guard),
       state.state,
-      new SharedFlights(state.state, flightSettingsFor(idv.resilience.deadlineMs)),
+      flights,
       stateSecret(target.apiKey),
       logger.child({ component: 'duplicates' }),
       { rateLimited: () => metrics.rateLimited(), replayed: (kind) => metrics.idempotentReplay(kind) },
@@ -197,6 +200,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const result = await drained;
       client.close();
       probe.close();
+      // Leaders cut off by the drain still write their outcome for followers on other instances.
+      await flights.settle(FLIGHT_SETTLE_MS);
       await state.close();
       await emulator?.close();
       // Last, so probes and scrapes see "draining" until the very end.

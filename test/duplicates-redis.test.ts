@@ -211,6 +211,41 @@ describeWithRedis('the per-caller limit on Redis, across two instances', () => {
   });
 });
 
+describeWithRedis('an instance shut down while it leads a start others wait on', () => {
+  const prefix = `idv-gateway-test:${randomUUID()}:`;
+  afterAll(() => deletePrefix(REDIS_URL ?? '', prefix));
+
+  it('tells the followers on other instances and frees the lease before it closes its state', async () => {
+    const [a, b] = await twoInstances(prefix, { RATE_LIMIT_MAX: '0', SHUTDOWN_GRACE_MS: '300', IDV_DEADLINE_MS: '20000' });
+    try {
+      const token = await a.token('shutdown-user');
+      const held = gate();
+      a.emulator.inject('device', { kind: 'hold', until: held.until });
+      const leader = a.startVerification({ token, idempotencyKey: 'shutdown-key' }).catch(() => null);
+      await eventually(() => a.emulator.callCount('device') === 1, 'the leader to reach the platform');
+      const followingBefore = logCount(b, FOLLOWING);
+      const follower = b.startVerification({ token, idempotencyKey: 'shutdown-key' });
+      await eventually(() => logCount(b, FOLLOWING) > followingBefore, 'the other instance to follow');
+      const started = performance.now();
+      await a.gateway.stop();
+      await leader;
+      // Answered with the leader's outcome within moments, not after the lease's 22 s.
+      expect(errorOf(await follower).extensions.code).toBe('IDV_UNAVAILABLE');
+      expect(performance.now() - started).toBeLessThan(5000);
+      const client = new Redis(REDIS_URL ?? '');
+      try {
+        expect(await client.keys(`${prefix}lock:*`)).toEqual([]);
+      } finally {
+        client.disconnect();
+      }
+      held.open();
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+});
+
 describeWithRedis('the cross-instance single flight, when a leader is gone', () => {
   const prefix = `idv-gateway-test:${randomUUID()}:`;
   let state: RedisState;

@@ -55,10 +55,26 @@ const MAX_POLL_MS = 200;
  * wait is one short upstream call long.
  */
 export class SharedFlights {
+  /** Flights this instance leads, until their outcome is written and their lease dropped. */
+  readonly #leading = new Set<Promise<unknown>>();
+
   constructor(
     private readonly state: SharedState,
     private readonly settings: FlightSettings = DEFAULT_FLIGHT_SETTINGS,
   ) {}
+
+  /**
+   * Waits (at most `timeoutMs`) for the flights this instance leads to write their outcome and drop
+   * their lease. For shutdown: a leader cut off by the drain still tells its followers elsewhere,
+   * and frees the lease, before the state is closed under it.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    if (this.#leading.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled([...this.#leading]), timeout]);
+    clearTimeout(timer);
+  }
 
   /**
    * Runs `work` once for all concurrent callers of `key`; `led` says whether this caller did it.
@@ -75,7 +91,15 @@ export class SharedFlights {
       if (!this.state.shared) throw gatewayError(ErrorCode.IDV_UNAVAILABLE, UNAVAILABLE_MESSAGE);
       const nonce = randomBytes(16).toString('base64url');
       const holder = await this.state.claim(`lock:${key}`, nonce, this.settings.leaseMs);
-      if (holder === nonce) return { value: await this.#lead(key, nonce, work, codec), led: true };
+      if (holder === nonce) {
+        const lead = this.#lead(key, nonce, work, codec);
+        this.#leading.add(lead);
+        try {
+          return { value: await lead, led: true };
+        } finally {
+          this.#leading.delete(lead);
+        }
+      }
       onFollow();
       const outcome = await this.#follow(key, holder, deadline);
       if (outcome === null) continue;
