@@ -1,6 +1,11 @@
 import http from 'node:http';
 import { eventually } from './support/duplicates.js';
-import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
+import { parseConfig } from '../src/config.js';
+import { startEmulator } from '../src/emulator/index.js';
+import { IdvApiClient } from '../src/idv/client.js';
+import { ResilientIdvPlatform } from '../src/idv/resilient-platform.js';
+import { capturingLogger } from './support/log-capture.js';
+import { START_VERIFICATION, startStack, TEST_API_KEY, type TestStack } from './support/stack.js';
 
 describe('circuit breaker', () => {
   let stack: TestStack;
@@ -92,6 +97,27 @@ describe("the platform's Retry-After", () => {
       expect(capped.emulator.callCount('device')).toBe(1);
     } finally {
       await capped.close();
+    }
+  });
+
+  it('also stops a retry that was waiting when another call started the hold', async () => {
+    const emulator = await startEmulator({ apiKey: TEST_API_KEY, workflowIds: ['wf'] });
+    const client = new IdvApiClient({ baseUrl: emulator.url, apiKey: TEST_API_KEY, apiKeyScheme: null, timeoutMs: 1000 });
+    const settings = { ...parseConfig({}).idv.resilience, deviceRetries: 2 };
+    // random() = 1: the first retry waits the whole 100 ms of its backoff.
+    const platform = new ResilientIdvPlatform(client, settings, capturingLogger('silent').logger, {}, () => 1);
+    try {
+      emulator.inject('device', { kind: 'status', status: 503 });
+      emulator.inject('session', { kind: 'status', status: 429, headers: { 'retry-after': '30' } });
+      const retrying = platform.createEphemeralDevice(3600).catch((error: unknown) => error);
+      await eventually(() => emulator.callCount('device') === 1, 'the first device attempt');
+      const limited = await platform.startSession({ token: 'Token x', workflowId: 'wf', externalUserId: 'u' }).catch((error: unknown) => error);
+      expect(limited).toMatchObject({ details: { status: 429, retryAfterSeconds: 30 } });
+      expect(await retrying).toMatchObject({ kind: 'unavailable', step: 'device', details: { status: 503, retryAfterSeconds: 30 } });
+      expect(emulator.callCount('device')).toBe(1);
+    } finally {
+      client.close();
+      await emulator.close();
     }
   });
 

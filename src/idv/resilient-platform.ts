@@ -31,6 +31,8 @@ const MAX_HONOURED_RETRY_AFTER_MS = 2000;
 // The longest wait a Retry-After imposes on every call. The contract's rate limits are per minute,
 // so a minute covers any of them; a longer value still reaches the client that received it.
 const MAX_HOLD_MS = 60_000;
+// A retry that waited out its own Retry-After may wake this much before the hold it started ends.
+const HOLD_SLACK_MS = 50;
 // A retry is only worth starting with at least this much of the deadline left.
 const MIN_ATTEMPT_MS = 100;
 
@@ -98,14 +100,10 @@ export class ResilientIdvPlatform implements IdvPlatform {
 
   async #call<T>(step: IdvStep, context: CallContext, attempt: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    const heldMs = this.#heldUntil - Date.now();
-    if (heldMs > 0) {
-      const failure = new IdvError('unavailable', step, 'not calling the platform until its Retry-After has passed', {
-        cause: 'retry-after',
-        retryAfterSeconds: Math.ceil(heldMs / 1000),
-      });
-      this.#log(failure, 0, 0, context);
-      throw failure;
+    const held = this.#held(step, 0);
+    if (held) {
+      this.#log(held, 0, 0, context);
+      throw held;
     }
     for (let attempts = 1; ; attempts += 1) {
       let failure: IdvError;
@@ -139,6 +137,13 @@ export class ResilientIdvPlatform implements IdvPlatform {
         this.#log(failure, attempts, Math.round(performance.now() - started), context);
         throw failure;
       }
+      // Another call's answer may have started a hold while this one waited to retry. (Its own
+      // Retry-After has passed by now, give or take the timer's slack.)
+      const heldMeanwhile = this.#held(step, HOLD_SLACK_MS);
+      if (heldMeanwhile) {
+        this.#log(failure, attempts, Math.round(performance.now() - started), context);
+        throw new IdvError(failure.kind, failure.step, failure.message, { ...failure.details, attempts, retryAfterSeconds: heldMeanwhile.details.retryAfterSeconds });
+      }
     }
   }
 
@@ -154,6 +159,16 @@ export class ResilientIdvPlatform implements IdvPlatform {
     const delayMs = Math.max(retryAfterMs ?? 0, Math.round(ceiling / 2 + (this.random() * ceiling) / 2));
     if (context.deadline !== undefined && Date.now() + delayMs + MIN_ATTEMPT_MS > context.deadline) return null;
     return delayMs;
+  }
+
+  /** The failure of a call made during a Retry-After hold (more than `slackMs` of it left), or null. */
+  #held(step: IdvStep, slackMs: number): IdvError | null {
+    const heldMs = this.#heldUntil - Date.now();
+    if (heldMs <= slackMs) return null;
+    return new IdvError('unavailable', step, 'not calling the platform until its Retry-After has passed', {
+      cause: 'retry-after',
+      retryAfterSeconds: Math.ceil(heldMs / 1000),
+    });
   }
 
   /** Starts (or extends) the hold a temporary failure with Retry-After asks for. */
