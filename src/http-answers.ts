@@ -83,8 +83,12 @@ function httpStatusOf(error: unknown): number {
  * never into a response already under way.
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  const response = (socket as { _httpMessage?: ServerResponse })._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent) {
+  // node's own current response on this connection: the answer to the request being read (its
+  // body timed out), or, on a pipelined connection, to an earlier request still being worked on.
+  // Only in the first case is an answer of ours the right first bytes on the wire.
+  const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+  const answersAnother = response != null && (response.headersSent || response.req.complete);
+  if (error.code === 'ECONNRESET' || !socket.writable || answersAnother) {
     socket.destroy();
     return;
   }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { eventually } from './support/duplicates.js';
+import { eventually, gate } from './support/duplicates.js';
 import { rawBytes, rawRequest, type RawResponse } from './support/raw-http.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
@@ -177,6 +177,27 @@ describe('a client that sends its request slowly', () => {
         errors: [{ message: expect.stringMatching(/not received in time/), extensions: { code: 'BAD_REQUEST', retryable: true } }],
       });
       expect((await stack.startVerification()).status).toBe(200);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('never answers 408 in place of an earlier pipelined request that is still being worked on', async () => {
+    // The upstream call outlasts the second request's timeout: the first is still being worked on.
+    const stack = await startStack({ NODE_ENV: 'production', HTTP_REQUEST_TIMEOUT_MS: '1000', IDV_TIMEOUT_MS: '20000', IDV_DEADLINE_MS: '20000' });
+    try {
+      const held = gate();
+      stack.emulator.inject('device', { kind: 'hold', until: held.until });
+      const { host } = new URL(stack.url);
+      const body = JSON.stringify({ query: START_VERIFICATION });
+      const first = `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nAuthorization: Bearer ${await stack.token('pipeliner')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      // The first request whole, then the start of a second that never ends.
+      const answer = stall(stack.url, `${first}POST /graphql HTTP/1.1\r\nHost: ${host}\r\n`).answer;
+      const received = await answer;
+      held.open();
+      // The connection is cut: a client that took a 408 for the first request's answer would retry
+      // a mutation that is running.
+      expect(received).not.toMatch(/^HTTP\/1\.1 408/);
     } finally {
       await stack.close();
     }
