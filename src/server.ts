@@ -116,6 +116,9 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     requestTimeout: options.http.requestTimeoutMs,
     headersTimeout: options.http.requestTimeoutMs,
     connectionsCheckingInterval: 1000,
+    // RFC 9112 §3.2 refuses an HTTP/1.1 request without Host: node would with a bare 400; the
+    // request listener below does it in the JSON error shape.
+    requireHostHeader: false,
   });
   httpServer.on('clientError', answerClientError);
   const arrivals = new ConnectionArrivals(httpServer, options.http.maxAcceptWaitMs);
@@ -153,6 +156,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
 
   // GraphQL requests skip Express (graphql-http.ts says why).
   httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.headers.host === undefined && req.httpVersion === '1.1') return refuseWithoutHost(res);
     const target = graphqlTarget(req.url);
     if (target) graphql(req, res, target);
     else app(req, res);
@@ -185,6 +189,11 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       return result;
     },
   };
+}
+
+function refuseWithoutHost(res: http.ServerResponse): void {
+  res.setHeader('Connection', 'close');
+  sendJson(res, 400, { errors: [{ message: 'An HTTP/1.1 request needs a Host header.', extensions: { code: 'BAD_REQUEST', retryable: false } }] });
 }
 
 /** A path no route serves (`//graphql`, `/graphql.`, a typo): JSON in GraphQL's error shape, as every other answer, not Express's HTML page. */

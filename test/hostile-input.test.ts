@@ -130,6 +130,16 @@ describe('hostile and broken requests (production mode)', () => {
     expect((await stack.startVerification()).status).toBe(200);
   });
 
+  it('refuses an HTTP/1.1 request without Host in the JSON error shape', async () => {
+    const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}').answer;
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      errors: [{ message: 'An HTTP/1.1 request needs a Host header.', extensions: { code: 'BAD_REQUEST', retryable: false } }],
+    });
+    // HTTP/1.0 has no Host requirement.
+    expect(await stall(stack.url, 'GET /healthz HTTP/1.0\r\n\r\n').answer).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   it('answers what node cannot parse with the JSON error shape, not a bare status line', async () => {
     const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nAuthorization Bearer x\r\n\r\n').answer;
     expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
