@@ -4,6 +4,7 @@
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import Negotiator from 'negotiator';
 import type { Logger } from 'pino';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE } from './errors.js';
 
@@ -20,27 +21,21 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   sendText(res, JSON.stringify(body));
 }
 
-const GRAPHQL_RESPONSE_JSON = 'application/graphql-response+json';
+const JSON_TYPE = 'application/json; charset=utf-8';
+const GRAPHQL_RESPONSE_TYPE = 'application/graphql-response+json; charset=utf-8';
 
 /**
- * A GraphQL error answer the gateway writes itself, in the media type the client asked for, as
- * Apollo does for its own (GraphQL over HTTP): application/graphql-response+json when the Accept
- * header names it ahead of application/json (Apollo Client, Kotlin and iOS list it first), else
- * application/json.
+ * A GraphQL error answer the gateway writes itself, in the media type the client prefers, chosen
+ * as Apollo chooses for its own answers (GraphQL over HTTP; negotiator, q-values included):
+ * application/graphql-response+json or application/json, the latter when the header accepts
+ * neither, since an error answer is better than a 406.
  */
 export function sendGraphqlErrors(res: ServerResponse, status: number, body: unknown): void {
-  if (!prefersGraphqlResponse(res.req?.headers.accept)) return sendJson(res, status, body);
+  const accept = res.req?.headers.accept;
+  const type = accept ? (new Negotiator({ headers: { accept } }).mediaType([JSON_TYPE, GRAPHQL_RESPONSE_TYPE]) ?? JSON_TYPE) : JSON_TYPE;
   res.statusCode = status;
-  res.setHeader('Content-Type', `${GRAPHQL_RESPONSE_JSON}; charset=utf-8`);
+  res.setHeader('Content-Type', type);
   sendText(res, JSON.stringify(body));
-}
-
-function prefersGraphqlResponse(accept: string | undefined): boolean {
-  if (accept === undefined) return false;
-  const types = accept.toLowerCase().split(',').map((range) => range.split(';')[0]!.trim());
-  const graphql = types.indexOf(GRAPHQL_RESPONSE_JSON);
-  const json = types.indexOf('application/json');
-  return graphql !== -1 && (json === -1 || graphql < json);
 }
 
 /**

@@ -105,6 +105,8 @@ describe('/graphql without Express', () => {
     ['multipart/mixed;deferSpec=20220824, application/graphql-response+json, application/json', 'application/graphql-response+json; charset=utf-8'],
     ['application/json, application/graphql-response+json', 'application/json; charset=utf-8'],
     ['*/*', 'application/json; charset=utf-8'],
+    ['application/graphql-response+json;q=0, application/json', 'application/json; charset=utf-8'],
+    ['application/json;q=0.5, application/graphql-response+json', 'application/graphql-response+json; charset=utf-8'],
   ])('answers a malformed body to "Accept: %s" as %s', async (accept, type) => {
     const response = await post('{"query": "mutation {', { accept });
     expect([response.status, response.headers['content-type']]).toEqual([400, type]);
