@@ -27,6 +27,9 @@ const workflowId = required('BENCH_WORKFLOW_ID');
 // and IDV_TIMEOUT_MS left at their defaults.
 const { tokenTtlSeconds: ttl, timeoutMs } = parseConfig({}).idv;
 const flow = process.env.BENCH_FLOW === 'deeplink' ? 'deeplink' : 'ephemeral';
+// The contract's header for the one-call deeplink, as the gateway sends it with IDV_API_KEY_SCHEME
+// unset (the device call takes the bare key).
+const deeplinkAuthorization = `ApiKey ${apiKey}`;
 const post = process.env.BENCH_CLIENT === 'undici' ? undiciPost() : gotPost();
 
 function gotPost(): Post {
@@ -65,7 +68,7 @@ async function handoff(userId: string): Promise<Record<string, unknown>> {
   const requestId = randomUUID();
   const metadata = { externalUserId: userId };
   if (flow === 'deeplink') {
-    const answer = (await post('api/v1/deeplink', apiKey, requestId, { metadata, ttl }, workflowId)) as { url: string; expiresAt: string };
+    const answer = (await post('api/v1/deeplink', deeplinkAuthorization, requestId, { metadata, ttl }, workflowId)) as { url: string; expiresAt: string };
     const sessionId = new URL(answer.url).searchParams.get('sessionId');
     return { sessionId, ...handoffUrlsFor(answer.url), expiresAt: answer.expiresAt, workflow: 'kyc' };
   }

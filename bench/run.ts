@@ -99,6 +99,11 @@ async function runScenario(plan: ScenarioPlan, headers: Readonly<Record<string, 
         // minute of closed-loop load, a baseline's for 15 s (README, "Warm-up"). Then, at a fixed
         // rate, a spell at that rate, so the heap and its collections settle to it.
         const warm = await loadOf(service, settings.warmupSeconds, true);
+        // A target that mostly fails (a baseline out of step with the emulator) would be compared
+        // on the cost of its errors: stop rather than print such figures.
+        if (warm.errors > warm.responses / 100) {
+          throw new Error(`${service.name} answered ${warm.errors} of ${warm.responses} warm-up requests with errors; its figures would compare nothing. ${service.stderrTail()}`);
+        }
         let line = `   warm-up ${service.name}: ${settings.warmupSeconds} s closed loop at ${warm.perSecond.toFixed(0)}/s, ${warm.errors} errors`;
         if (plan.overallRate) {
           const settle = await loadOf(service, settleSeconds);

@@ -92,7 +92,7 @@ export class GuardedVerification {
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
     callers.join(context.signal);
     const upstream: CallContext = { ...context, signal: callers.signal };
-    // Sealed with what only this caller's request carries (see seal.ts); made once, and only when something is stored or read.
+    // Sealed with the state secret and what only this caller's request carries (see seal.ts); made once, and only when something is stored or read.
     let sealer: Sealer | undefined;
     const seal = () => (sealer ??= key === null ? new Sealer(this.secret, 'tap', caller.userId, params) : new Sealer(this.secret, 'key', caller.userId, key));
     const result = this.#startShared(caller, resolved, key === null ? null : `idem:${flight}`, flight, params, seal, upstream).finally(() =>

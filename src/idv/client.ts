@@ -253,7 +253,7 @@ function localeField(locale: string | undefined): { locale?: string } {
  * bare key (newer docs: "ApiKey <key>", hence the operator's scheme) and the deeplink call, which
  * only newer platforms have, with "ApiKey <key>".
  */
-export function apiKeyHeaders(apiKey: string, scheme: string | null): { device: string; deeplink: string } {
+function apiKeyHeaders(apiKey: string, scheme: string | null): { device: string; deeplink: string } {
   return { device: scheme ? `${scheme} ${apiKey}` : apiKey, deeplink: `${scheme ?? 'ApiKey'} ${apiKey}` };
 }
 

@@ -49,7 +49,7 @@ export interface ResilienceObserver {
  * The platform behind retries (per the policy above) and one circuit breaker: after
  * `breakerFailures` consecutive temporary failures, calls fail at once with IDV_UNAVAILABLE for
  * the cool-down instead of queueing behind a dead upstream; then one call probes, and a success
- * closes the circuit. A 429 or 5xx with Retry-After holds every call for that long (at most a
+ * closes the circuit. A 408, 429 or 5xx with Retry-After holds every call for that long (at most a
  * minute): they fail at once with IDV_UNAVAILABLE and what is left of the wait, since the platform
  * limits this gateway's key, not one user. Every failed call is logged here, once, with its step,
  * outcome, attempts, duration and request id, and nothing secret.
