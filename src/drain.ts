@@ -18,6 +18,8 @@ export interface DrainResult {
 
 export class HttpDrain {
   readonly #requestsPerSocket = new Map<Socket, number>();
+  /** Bytes a connection had read when its last request was answered. */
+  readonly #readWhenIdle = new WeakMap<Socket, number>();
   #draining = false;
 
   constructor(private readonly server: http.Server) {
@@ -31,6 +33,7 @@ export class HttpDrain {
       res.once('finish', () => {
         const pending = (this.#requestsPerSocket.get(socket) ?? 1) - 1;
         this.#requestsPerSocket.set(socket, pending);
+        if (pending === 0) this.#readWhenIdle.set(socket, socket.bytesRead);
         if (this.#draining && pending === 0) socket.end();
       });
     });
@@ -50,7 +53,12 @@ export class HttpDrain {
     this.#draining = true;
     const inFlight = this.inFlight;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const [socket, requests] of this.#requestsPerSocket) if (requests === 0) socket.end();
+    // A connection with no request in progress is ended now, unless a request has begun arriving
+    // on it (headers on the way, bytes read since its last answer): that one is answered like any
+    // request in flight, then ended as they are.
+    for (const [socket, requests] of this.#requestsPerSocket) {
+      if (requests === 0 && socket.bytesRead === (this.#readWhenIdle.get(socket) ?? 0)) socket.end();
+    }
 
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'grace over'>((resolve) => {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -116,6 +117,37 @@ describe('/readyz and /healthz on a running gateway', () => {
     const down = await pollUntil(readyz, (health) => health.body.dependencies.idv.state === 'down');
     expect(down.status).toBe(200);
     expect(down.body.dependencies.idv).toMatchObject({ state: 'down', reason: 'ETIMEDOUT' });
+  });
+});
+
+describe('draining', () => {
+  it('answers a request whose headers were still arriving when it began, instead of dropping it', async () => {
+    const stack = await startStack();
+    try {
+      const { hostname, port, host } = new URL(stack.url);
+      const socket = net.connect(Number(port), hostname);
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+      const closed = new Promise((resolve) => socket.on('close', resolve));
+      socket.on('error', () => undefined);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n`);
+      // An idle connection, by contrast, is closed at once.
+      const idle = net.connect(Number(port), hostname);
+      const idleClosed = new Promise((resolve) => idle.on('close', resolve));
+      idle.on('error', () => undefined);
+      await new Promise((resolve) => idle.once('connect', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+
+      const stopping = stack.gateway.stop();
+      await idleClosed;
+      socket.write('\r\n');
+      await closed;
+      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect((await stopping).cutOff).toBe(0);
+    } finally {
+      await stack.close();
+    }
   });
 });
 
