@@ -1,6 +1,5 @@
-import net from 'node:net';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import express from 'express';
 import { healthRoutes, Readiness } from '../src/health.js';
 import { parsePrometheusText } from './support/prometheus.js';
