@@ -26,6 +26,8 @@ describe('readDeeplinkAnswer', () => {
     ['a sessionId with a space', { url: 'https://idv.example.com/mobile?sessionId=a%20b', expiresAt: '2026-11-28T00:00:00Z' }],
     ['a sessionId in the fragment only', { url: 'https://idv.example.com/mobile#sessionId=abc', expiresAt: '2026-11-28T00:00:00Z' }],
     ['an unparseable expiresAt', { url, expiresAt: 'soon' }],
+    ['a url with markup a client could render', { url: `${url}&x="><svg/onload=alert(1)>`, expiresAt: '2026-11-28T00:00:00Z' }],
+    ['a url with credentials', { url: 'https://user:pass@idv.example.com/mobile?sessionId=abc', expiresAt: '2026-11-28T00:00:00Z' }],
   ])('refuses %s', (_name, body) => {
     expect(readDeeplinkAnswer(body)).toEqual({ problem: expect.any(String) });
   });

@@ -26,6 +26,10 @@ describe("the emulator's hosted pages", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(response.headers.get('cache-control')).toBe('no-store');
+    // No other page may frame it and read what it shows.
+    expect(response.headers.get('x-frame-options')).toBe('DENY');
+    expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
     const html = await response.text();
     expect(decodeQrSvg(/<svg[\s\S]*<\/svg>/.exec(html)?.[0] ?? '')).toBe(handoff.mobileUrl);
     expect(html).toContain(`href="${handoff.mobileUrl.replaceAll('&', '&#38;')}"`);
@@ -35,6 +39,17 @@ describe("the emulator's hosted pages", () => {
     const response = await get(handoff.captureUrl, PHONE);
     expect(response.status).toBe(302);
     expect(response.headers.get('location')).toBe(handoff.mobileUrl);
+  });
+
+  // Node refuses a newline or a character past Latin-1 in a header: the redirect must not carry them raw.
+  it.each([
+    ['a newline', '/mo\nbile', '/mobile'],
+    ['a character past Latin-1', '/mobile?x=Ā', '/mobile?x=%C4%80'],
+  ])('/capture on a phone with %s in the url redirects to it encoded, and keeps serving', async (_case, rest, expected) => {
+    const response = await get(`${stack.emulator.url}/capture?url=${encodeURIComponent(`${stack.emulator.url}${rest}`)}`, PHONE);
+    expect(response.status).toBe(302);
+    expect(response.headers.get('location')).toBe(`${stack.emulator.url}${expected}`);
+    expect((await get(handoff.captureUrl, PHONE)).status).toBe(302);
   });
 
   it.each([

@@ -260,10 +260,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
 
   function hostedPage(req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
     if (req.method === 'GET' && url.pathname === '/capture') {
-      capturePage(req, url).then(
-        (answer) => sendPage(res, answer),
-        () => sendJson(res, 500, { message: 'Internal error' }),
-      );
+      // One chain: a throw while sending (a header node refuses) must not become an unhandled rejection.
+      capturePage(req, url)
+        .then((answer) => sendPage(res, answer))
+        .catch(() => (res.headersSent ? res.destroy() : sendJson(res, 500, { message: 'Internal error' })));
       return;
     }
     if (req.method === 'GET' && url.pathname === '/mobile') {

@@ -65,7 +65,10 @@ export function sendPage(res: http.ServerResponse, answer: PageAnswer): void {
     'content-length': Buffer.byteLength(answer.html),
     // The URLs carry a live token: no cache may keep these pages.
     'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    // No other page may frame them and read the session they show.
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+    'x-frame-options': 'DENY',
+    'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
   });
   res.end(answer.html);
@@ -76,8 +79,10 @@ function mobileUrlOf(raw: string | null, host: string | undefined): string | nul
   if (!raw) return null;
   try {
     const target = new URL(raw);
+    // Its serialisation, not the raw text: a newline or a character past Latin-1 in `raw` would
+    // make the Location header throw; the parser drops or percent-encodes them.
     return (target.protocol === 'http:' || target.protocol === 'https:') && target.host === host && target.pathname.endsWith('/mobile')
-      ? raw
+      ? target.href
       : null;
   } catch {
     return null;

@@ -6,9 +6,10 @@
  */
 import type { CreatedDeeplink } from './platform.js';
 
-// The URL is handed to clients verbatim: visible ASCII only, so nothing (a newline, a space) can
-// be normalised away by a URL parser on one side and kept on the other.
-const URL_CHARACTERS = /^[\x21-\x7e]+$/;
+// The URL is handed to clients verbatim: only what RFC 3986 lets a URL hold (no space, no quote
+// or angle bracket a client could put into HTML as markup), so nothing can be normalised away by
+// a URL parser on one side and kept on the other.
+const URL_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
 const MAX_URL_LENGTH = 8192;
 const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
 
@@ -27,6 +28,8 @@ export function readDeeplinkAnswer(body: unknown): CreatedDeeplink | { readonly 
     return { problem: 'deeplink "url" is not an absolute URL' };
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return { problem: 'deeplink "url" is not http(s)' };
+  // A phone would send them to whatever host the URL names; the platform's own link never has any.
+  if (parsed.username !== '' || parsed.password !== '') return { problem: 'deeplink "url" carries credentials' };
   const sessionIds = parsed.searchParams.getAll('sessionId');
   const sessionId = sessionIds[0];
   if (sessionIds.length !== 1 || sessionId === undefined || !SESSION_ID.test(sessionId)) {
