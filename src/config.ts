@@ -132,6 +132,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const IDV_FLOWS: readonly IdvFlow[] = ['ephemeral', 'deeplink', 'auto'];
+// 'test' is what jest sets, and behaves as development.
+const NODE_ENVS: readonly string[] = ['production', 'development', 'test'];
 // RFC 9110 token characters: what may stand as an auth scheme in a header.
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Visible ASCII only: the key travels in a header, and whitespace at either end would be lost.
@@ -174,7 +176,7 @@ function baseUrl(env: Env, name: string): string | null {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`${name} must be an absolute http(s) URL such as https://idv.example.com (got "${clip(raw)}")`);
+    throw new ConfigError(`${name} must be an absolute http(s) URL such as https://idv.example.com (got "${clip(withoutUserinfo(raw))}")`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError(`${name} must use http or https (got "${url.protocol}")`);
@@ -186,6 +188,11 @@ function baseUrl(env: Env, name: string): string | null {
     throw new ConfigError(`${name} must not have a query string or fragment`);
   }
   return url.href.replace(/\/+$/, '');
+}
+
+/** A URL's text for an error message, minus whatever stands before an '@' in its authority (a password, perhaps). */
+function withoutUserinfo(raw: string): string {
+  return raw.replace(/^([^/]*\/\/)[^/?#]*@/, '$1…@');
 }
 
 function clip(value: string): string {
@@ -385,6 +392,11 @@ function parseState(env: Env): StateSettings {
 
 export function parseConfig(env: Env): GatewayConfig {
   const nodeEnv = read(env, 'NODE_ENV');
+  // Exactly these: a near miss ("Production", "prod", "staging") would otherwise run development
+  // mode, with introspection, CORS for any origin and a dev token signed with AUTH_JWT_SECRET.
+  if (nodeEnv !== null && !NODE_ENVS.includes(nodeEnv)) {
+    throw new ConfigError(`NODE_ENV must be production, development or test, or unset for development (got "${clip(nodeEnv)}")`);
+  }
   const production = nodeEnv === 'production';
   const logLevel = (read(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {

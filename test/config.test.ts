@@ -127,6 +127,11 @@ describe('parseConfig', () => {
     [{ IDV_BASE_URL: 'idv.example.com' }, /^IDV_BASE_URL must be an absolute http\(s\) URL/],
     [{ IDV_BASE_URL: 'ftp://idv.example.com' }, /^IDV_BASE_URL must use http or https/],
     [{ IDV_BASE_URL: 'https://user:pw@idv.example.com' }, /^IDV_BASE_URL must not contain credentials/],
+    // A URL that does not parse is quoted without what stands before its '@'.
+    [{ IDV_BASE_URL: 'https://svc:Pa55word@idv.internal:99999' }, /^IDV_BASE_URL must be an absolute http\(s\) URL such as https:\/\/idv\.example\.com \(got "https:\/\/…@idv\.internal:99999"\)$/],
+    // A near miss of production would run development mode, with a dev token signed by AUTH_JWT_SECRET.
+    [{ ...REAL, NODE_ENV: 'Production' }, /^NODE_ENV must be production, development or test, or unset for development \(got "Production"\)$/],
+    [{ NODE_ENV: 'staging' }, /^NODE_ENV must be production, development or test/],
     [{ IDV_BASE_URL: 'https://idv.example.com/?a=1' }, /^IDV_BASE_URL must not have a query string/],
     [{ IDV_PUBLIC_URL: 'https://phones.example.com' }, /^IDV_PUBLIC_URL is set but IDV_BASE_URL is not/],
     [{ IDV_BASE_URL: 'https://idv.example.com', IDV_WORKFLOWS: 'kyc=1' }, /^IDV_API_KEY is required when IDV_BASE_URL is set$/],
