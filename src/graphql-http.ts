@@ -15,7 +15,7 @@ import type { Admit } from './admission.js';
 import type { GatewayContext } from './context.js';
 import { answerRequestError, errorSummary, sendText } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
-import { observeHttpRequest, routeOf } from './ops-http.js';
+import { observeHttpRequest } from './ops-http.js';
 import { openRequestScope, type RequestScope } from './request-scope.js';
 import { setHeaders, type Header, type Middleware } from './security-headers.js';
 
@@ -87,7 +87,8 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
 
   return (req, res, target) => {
     const scope = openRequestScope(req, res);
-    observeHttpRequest(options.metrics, routeOf(target.pathname), res);
+    // Every path this handler serves is the GraphQL endpoint (/GraphQL, /graphql/… included).
+    observeHttpRequest(options.metrics, 'graphql', res);
     try {
       setHeaders(res, options.securityHeaders);
       // Answers preflights itself, before admission: they cost nothing and must keep answering.

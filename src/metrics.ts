@@ -224,9 +224,12 @@ export class GatewayMetrics {
   }
 }
 
-/** Outcome codes, bounded: "OK", or an error code the client may see (anything else is INTERNAL_SERVER_ERROR). */
+/** The outcome of an operation whose caller went away before its answer. */
+export const CANCELLED = 'CANCELLED';
+
+/** Outcome codes, bounded: "OK", "CANCELLED" (the caller went away), or an error code the client may see (anything else is INTERNAL_SERVER_ERROR). */
 function outcomeLabel(code: string | null): string {
-  return code === null ? 'OK' : clientErrorCode(code);
+  return code === null ? 'OK' : code === CANCELLED ? CANCELLED : clientErrorCode(code);
 }
 
 const NETWORK_STATUS: Readonly<Record<string, string>> = {

@@ -4,11 +4,11 @@
  * call took.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import { Kind, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import type { GatewayContext } from './context.js';
 import { clientErrorCodeOf, logUnexpectedErrors } from './errors.js';
 import { pseudonymize } from './logger.js';
-import type { GatewayMetrics } from './metrics.js';
+import { CANCELLED, type GatewayMetrics } from './metrics.js';
 
 /** The operation's label when no operation was resolved (unparsable, invalid, unknown persisted query). */
 export const INVALID_OPERATION = 'invalid';
@@ -22,16 +22,18 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
       const started = performance.now();
       let label = INVALID_OPERATION;
       return {
-        async didResolveOperation({ operation }) {
-          if (operation) label = operationLabel(operation, schema);
+        async didResolveOperation({ operation, document }) {
+          if (operation) label = operationLabel(operation, schema, document);
         },
         async didEncounterErrors({ errors }) {
           logUnexpectedErrors(errors, contextValue.logger, contextValue.requestId);
         },
         async willSendResponse({ operationName, errors, contextValue: context }) {
           const seconds = (performance.now() - started) / 1000;
-          const code = errors?.[0] ? clientErrorCodeOf(errors[0]) : null;
-          const { auth, logger, scope } = context ?? contextValue;
+          const { auth, logger, scope, signal } = context ?? contextValue;
+          // A caller who hung up never saw the error their leaving caused (the upstream work was
+          // stopped): not the platform's failure, and not one for outage alerts.
+          const code = signal?.aborted ? CANCELLED : errors?.[0] ? clientErrorCodeOf(errors[0]) : null;
           // Recorded once the answer is on its way, not before: the log line's write (a syscall
           // handed to libuv's thread pool) and the metrics took ~0.1 ms of each caller's wait at
           // 300/s. setImmediate runs after this turn's microtasks, in which the answer is written.
@@ -61,15 +63,30 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
 
 /**
  * A bounded name for an operation, whatever the client called it: its root field when it selects
- * one (after validation, so always a field of the schema), "introspection" for schema queries,
- * "other" for several root fields or fragments at the root.
+ * one (after validation, so always a field of the schema), through inline fragments and fragment
+ * spreads too, "introspection" for schema queries, "other" for several root fields.
  */
-export function operationLabel(operation: OperationDefinitionNode, schema: GraphQLSchema): string {
-  const names = new Set<string>();
-  for (const selection of operation.selectionSet.selections) {
-    if (selection.kind !== Kind.FIELD) return 'other';
-    if (selection.name.value !== '__typename') names.add(selection.name.value);
+export function operationLabel(operation: OperationDefinitionNode, schema: GraphQLSchema, document: DocumentNode | undefined): string {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document?.definitions ?? []) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
+  const names = new Set<string>();
+  const visited = new Set<string>();
+  const collect = (selectionSet: SelectionSetNode): void => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (selection.name.value !== '__typename') names.add(selection.name.value);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        collect(selection.selectionSet);
+      } else if (!visited.has(selection.name.value)) {
+        visited.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) collect(fragment.selectionSet);
+      }
+    }
+  };
+  collect(operation.selectionSet);
   if (names.size > 0 && [...names].every((name) => name === '__schema' || name === '__type')) return 'introspection';
   if (names.size !== 1) return 'other';
   const [name] = names as Set<string> & { size: 1 };

@@ -1,3 +1,4 @@
+import { eventually } from './support/duplicates.js';
 import { parsePrometheusText, type Exposition } from './support/prometheus.js';
 import { startStack, type TestStack } from './support/stack.js';
 
@@ -146,6 +147,41 @@ describe('/metrics', () => {
     const readyz = await fetch(new URL('/readyz', stack.url));
     expect(readyz.status).toBe(200);
     expect(((await readyz.json()) as { dependencies: { circuitBreaker: unknown } }).dependencies.circuitBreaker).toEqual({ state: 'open' });
+  });
+
+  it('labels a start however it is selected, a caller who hung up as CANCELLED, and every GraphQL path as graphql', async () => {
+    const own = await startStack({ IDV_TIMEOUT_MS: '5000' });
+    try {
+      const before = (await scrape(own.gateway.metricsUrl)).metrics;
+      const token = await own.token();
+      const selection = 'startVerification { sessionId }';
+      for (const query of [`mutation { ... on Mutation { ${selection} } }`, `mutation M { ...F } fragment F on Mutation { ${selection} }`]) {
+        expect((await own.post({ query }, { authorization: `Bearer ${token}` })).body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+      }
+      const upper = await fetch(new URL('/GraphQL', own.url), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ workflows }' }) });
+      expect(upper.status).toBe(200);
+      // A caller who hangs up while the platform works: its start is stopped, and counted as such.
+      own.emulator.inject('device', { kind: 'delay', ms: 1000 });
+      const leaving = new AbortController();
+      const left = fetch(own.url, { method: 'POST', signal: leaving.signal, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: `mutation { ${selection} }` }) }).catch(() => null);
+      await eventually(() => own.emulator.callCount('device') === 3, 'the third start to reach the platform');
+      leaving.abort();
+      await left;
+      let after = (await scrape(own.gateway.metricsUrl)).metrics;
+      await eventually(async () => {
+        after = (await scrape(own.gateway.metricsUrl)).metrics;
+        return delta(before, after)('idv_gateway_start_verification_total', { outcome: 'CANCELLED', workflow: 'kyc' }) === 1;
+      }, 'the cancelled start to be counted');
+      const moved = delta(before, after);
+      expect(moved('idv_gateway_start_verification_total', { outcome: 'OK', workflow: 'kyc' })).toBe(2);
+      expect(moved('idv_gateway_start_verification_total', { outcome: 'IDV_UNAVAILABLE', workflow: 'kyc' })).toBe(0);
+      expect(moved('idv_gateway_graphql_operations_total', { operation: 'startVerification', outcome: 'CANCELLED' })).toBe(1);
+      expect(moved('idv_gateway_graphql_operations_total', { operation: 'other', outcome: 'OK' })).toBe(0);
+      expect(moved('idv_gateway_http_requests_total', { route: 'graphql', status: '200' })).toBeGreaterThanOrEqual(3);
+      expect(moved('idv_gateway_http_requests_total', { route: 'other', status: '200' })).toBe(0);
+    } finally {
+      await own.close();
+    }
   });
 
   it('lets several gateways in one process count apart (a private registry each)', async () => {
