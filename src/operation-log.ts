@@ -15,10 +15,38 @@ export const INVALID_OPERATION = 'invalid';
 const START_VERIFICATION = 'startVerification';
 const MAX_LOGGED_NAME = 100;
 
-export function operationObserver(options: { logUserIds: boolean; metrics: GatewayMetrics }): ApolloServerPlugin<GatewayContext> {
-  const { logUserIds, metrics } = options;
+/**
+ * Operations between their start and their log line, so that shutdown can wait for the lines of
+ * requests it cut off (their line is written after their answer, which the cut ends).
+ */
+export class OperationsInFlight {
+  #count = 0;
+  #idle: (() => void)[] = [];
+
+  begin(): void {
+    this.#count += 1;
+  }
+
+  end(): void {
+    this.#count -= 1;
+    if (this.#count > 0) return;
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  /** Resolves once none is in flight, or after `timeoutMs`. */
+  async settle(timeoutMs: number): Promise<void> {
+    if (this.#count === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+}
+
+export function operationObserver(options: { logUserIds: boolean; metrics: GatewayMetrics; inFlight?: OperationsInFlight }): ApolloServerPlugin<GatewayContext> {
+  const { logUserIds, metrics, inFlight } = options;
   return {
     async requestDidStart({ contextValue, schema }) {
+      inFlight?.begin();
       const started = performance.now();
       let label = INVALID_OPERATION;
       return {
@@ -54,6 +82,7 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
               },
               'graphql operation',
             );
+            inFlight?.end();
           });
         },
       };

@@ -17,7 +17,7 @@ import { abortedOnClose, graphqlHttpHandler, graphqlTarget } from './graphql-htt
 import { healthRoutes, type Readiness } from './health.js';
 import { answerClientError, answerRequestError, sendJson } from './http-answers.js';
 import type { GatewayMetrics } from './metrics.js';
-import { operationObserver } from './operation-log.js';
+import { operationObserver, OperationsInFlight } from './operation-log.js';
 import { hideLimit, operationLimits, withoutFalseSyntaxError } from './operation-limits.js';
 import { httpMetrics, metricsRoute } from './ops-http.js';
 import { requestScope, scopeOf } from './request-scope.js';
@@ -61,6 +61,8 @@ export interface GatewayServer {
 
 /** Apollo's default, for callers (tests) that stop without a configured grace period. */
 const DEFAULT_GRACE_MS = 10_000;
+// How long stop() waits, after the drain, for cut-off operations to write their log line.
+const OPERATIONS_SETTLE_MS = 2000;
 const EXAMPLE_OPERATION = `mutation StartVerification($input: StartVerificationInput) {
   startVerification(input: $input) {
     sessionId
@@ -76,6 +78,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   const { logger, production } = options;
   const limits = operationLimits(options.limits, production);
 
+  const operations = new OperationsInFlight();
   const apollo = new ApolloServer<GatewayContext>({
     typeDefs: loadTypeDefs(),
     resolvers,
@@ -105,7 +108,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
             ...(options.sandboxHeaders ? { headers: options.sandboxHeaders } : {}),
           }),
       ...limits.plugins,
-      operationObserver({ logUserIds: options.logUserIds, metrics: options.metrics }),
+      operationObserver({ logUserIds: options.logUserIds, metrics: options.metrics, inFlight: operations }),
     ],
   });
   await apollo.start();
@@ -185,6 +188,9 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     },
     async stop(graceMs = DEFAULT_GRACE_MS) {
       const result = await drain.drain(graceMs);
+      // Requests cut off at the end of the grace period still finish their bookkeeping (their
+      // upstream work is stopped), so the log says which request ids were cut and how.
+      await operations.settle(OPERATIONS_SETTLE_MS);
       await apollo.stop();
       return result;
     },

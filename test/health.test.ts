@@ -2,6 +2,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import express from 'express';
 import { healthRoutes, Readiness } from '../src/health.js';
+import { eventually } from './support/duplicates.js';
 import { parsePrometheusText } from './support/prometheus.js';
 import { startStack, type TestStack } from './support/stack.js';
 
@@ -144,6 +145,25 @@ describe('draining', () => {
       await closed;
       expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
       expect((await stopping).cutOff).toBe(0);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('a request cut off at the end of the grace period', () => {
+  it('still gets its operation log line before the gateway stops', async () => {
+    const stack = await startStack({ SHUTDOWN_GRACE_MS: '300', IDV_TIMEOUT_MS: '5000' });
+    try {
+      stack.emulator.inject('session', { kind: 'hang' });
+      const cut = stack.startVerification().catch(() => null);
+      await eventually(() => stack.emulator.callCount('session') === 1, 'the session call');
+      expect(await stack.gateway.stop()).toMatchObject({ inFlight: 1, cutOff: 1 });
+      await cut;
+      const lines = stack.logs.map((line) => JSON.parse(line) as { msg?: string; field?: string; outcome?: string });
+      expect(lines.filter((line) => line.msg === 'graphql operation' && line.field === 'startVerification')).toEqual([
+        expect.objectContaining({ outcome: 'CANCELLED' }),
+      ]);
     } finally {
       await stack.close();
     }
