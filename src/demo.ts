@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express from 'express';
+import { isLoopbackHost } from './local-host.js';
 
 export interface DemoOptions {
   /** The built page (Vite's output: index.html and assets/). */
@@ -11,7 +12,8 @@ export interface DemoOptions {
 
 /**
  * The /demo page, for development only: the caller (createServer) never mounts it in production,
- * because it hands out the development token to anyone who can reach it.
+ * because it hands out the development token, and then only to a browser that reached it by a
+ * loopback name (local-host.ts).
  */
 export function demoRouter(options: DemoOptions): express.Router {
   const router = express.Router();
@@ -19,9 +21,9 @@ export function demoRouter(options: DemoOptions): express.Router {
     res.setHeader('content-security-policy', "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
     next();
   });
-  router.get('/config.json', (_req, res) => {
+  router.get('/config.json', (req, res) => {
     res.setHeader('cache-control', 'no-store');
-    res.json({ token: options.devToken });
+    res.json({ token: isLoopbackHost(req.headers.host) ? options.devToken : null });
   });
   if (existsSync(path.join(options.dir, 'index.html'))) {
     router.use(express.static(options.dir, { index: 'index.html' }));

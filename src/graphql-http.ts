@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Admit } from './admission.js';
 import type { GatewayContext } from './context.js';
 import { answerRequestError, errorSummary, sendText } from './http-answers.js';
+import { isLoopbackHost } from './local-host.js';
 import type { GatewayMetrics } from './metrics.js';
 import { observeHttpRequest } from './ops-http.js';
 import { openRequestScope, type RequestScope } from './request-scope.js';
@@ -133,8 +134,12 @@ async function writeApolloResponse(res: ServerResponse, response: HTTPGraphQLRes
   if (response.body.kind === 'complete') {
     const type = res.getHeader('content-type');
     // The landing page (development only) embeds Sandbox's headers, the dev bearer token among
-    // them; with CORS's '*' any web page could read it. No page needs it cross-origin.
-    if (typeof type === 'string' && type.startsWith('text/html')) withoutCors(res);
+    // them; with CORS's '*' any web page could read it. No page needs it cross-origin, and only a
+    // browser on this machine, by a loopback name (local-host.ts), gets it at all.
+    if (typeof type === 'string' && type.startsWith('text/html')) {
+      withoutCors(res);
+      if (!isLoopbackHost(res.req.headers.host)) return refuseLandingPage(res);
+    }
     // As Express's res.send did: a text answer names its charset (Apollo's landing page, text/html, does not).
     if (typeof type === 'string') res.setHeader('Content-Type', withUtf8Charset(type));
     sendText(res, response.body.string);
@@ -143,6 +148,12 @@ async function writeApolloResponse(res: ServerResponse, response: HTTPGraphQLRes
   // Incremental delivery: each part as Apollo yields it.
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
+}
+
+function refuseLandingPage(res: ServerResponse): void {
+  res.statusCode = 403;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  sendText(res, 'Apollo Sandbox is served only to a browser on this machine (it may carry the development token): open it at http://localhost:<port>/graphql.\n');
 }
 
 function withoutCors(res: ServerResponse): void {

@@ -1,5 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { rawRequest } from './support/raw-http.js';
 import { startStack, type TestStack } from './support/stack.js';
 
 // Who gets the /demo page: development only, since it hands out the development token.
@@ -34,6 +35,18 @@ describe('serving /demo', () => {
       const result = await stack.startVerification({ token });
       expect(result.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
       expect(stack.emulator.sessions.get(result.body.data.startVerification.sessionId)?.metadata).toEqual({ externalUserId: 'dev-user' });
+    });
+
+    // A page elsewhere that had its own name resolve here (DNS rebinding), or a device on the
+    // network, gets no token: only a browser on this machine, by a loopback name.
+    it.each([
+      ['rebind.evil.example:4000', null],
+      ['192.0.2.10:4000', null],
+      ['localhost:4000', 'token'],
+      ['127.0.0.1', 'token'],
+    ])('hands the token to Host %s: %s', async (host, expected) => {
+      const response = await rawRequest(new URL('/demo/config.json', stack.url).href, { method: 'GET', headers: { host } });
+      expect(response.body).toEqual({ token: expected === null ? null : stack.gateway.devToken });
     });
   });
 

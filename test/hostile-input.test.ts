@@ -255,6 +255,14 @@ describe('development mode', () => {
       expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
       expect(page.text).toMatch(/sandbox/i);
       expect(page.headers['access-control-allow-origin']).toBeUndefined();
+      // Nor by a name other than a loopback one: a DNS-rebinding page sends its own.
+      for (const host of ['rebind.evil.example:4000', '192.0.2.10:4000']) {
+        const rebound = await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html', host } });
+        expect([host, rebound.status, rebound.text]).toEqual([host, 403, expect.stringMatching(/only to a browser on this machine/)]);
+      }
+      for (const host of ['localhost:4000', 'app.localhost', '127.0.0.1', '[::1]:4000']) {
+        expect([host, (await rawRequest(stack.url, { method: 'GET', headers: { accept: 'text/html', host } })).status]).toEqual([host, 200]);
+      }
       // The API itself stays open to any origin in development.
       const api = await rawRequest(stack.url, { headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: '{"query":"{ __typename }"}' });
       expect(api.headers['access-control-allow-origin']).toBe('*');
