@@ -190,9 +190,12 @@ function baseUrl(env: Env, name: string): string | null {
   return url.href.replace(/\/+$/, '');
 }
 
-/** A URL's text for an error message, minus whatever stands before an '@' in its authority (a password, perhaps). */
+/**
+ * A URL's text for an error message, minus whatever stands between '//' and the last '@': a
+ * password, perhaps, and one that did not parse may hold '/' or '#' too.
+ */
 function withoutUserinfo(raw: string): string {
-  return raw.replace(/^([^/]*\/\/)[^/?#]*@/, '$1…@');
+  return raw.replace(/^([^/]*\/\/).*@/, '$1…@');
 }
 
 function clip(value: string): string {
