@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type RequestHandler } from 'express';
 import { healthRoutes, type Readiness } from './health.js';
 import type { GatewayMetrics, HttpRoute } from './metrics.js';
+import { requestScope } from './request-scope.js';
 
 const ROUTES: Readonly<Record<string, HttpRoute>> = {
   '/graphql': 'graphql',
@@ -65,7 +66,8 @@ export async function startAdminServer(options: {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.use(httpMetrics(options.metrics));
+  // Request ids on this port too (README, "Request ids": on every route).
+  app.use(requestScope(), httpMetrics(options.metrics));
   app.use(healthRoutes(options.readiness));
   app.get('/metrics', metricsRoute(options.metrics));
   app.use((_req, res) => {

@@ -210,6 +210,9 @@ describe('/metrics', () => {
       expect(metrics.value('idv_gateway_start_verification_total', { outcome: 'OK', workflow: 'kyc' })).toBe(1);
       expect((await fetch(new URL('/metrics', separate.url))).status).toBe(404);
       expect((await fetch(`${separate.gateway.adminUrl}/graphql`, { method: 'POST' })).status).toBe(404);
+      // Request ids on this port too.
+      const probe = await fetch(`${separate.gateway.adminUrl}/readyz`, { headers: { 'x-request-id': 'probe-1' } });
+      expect(probe.headers.get('x-request-id')).toBe('probe-1');
     } finally {
       await separate.close();
     }
