@@ -184,6 +184,22 @@ describe('/metrics', () => {
     }
   });
 
+  it('counts the retries sent, not one the breaker opened meanwhile refused', async () => {
+    // Defaults: two device retries, a breaker that opens on the fifth consecutive failure.
+    const own = await startStack({ IDV_TIMEOUT_MS: '300' });
+    try {
+      const before = (await scrape(own.gateway.metricsUrl)).metrics;
+      own.emulator.inject('device', { kind: 'status', status: 503 }, Number.POSITIVE_INFINITY);
+      // 3 calls (2 retries), then 2 calls (1 retry) and the breaker opens; the third attempt is refused.
+      for (let i = 0; i < 2; i += 1) expect((await own.startVerification()).body.errors[0].extensions.code).toBe('IDV_UNAVAILABLE');
+      expect(own.emulator.callCount('device')).toBe(5);
+      const moved = delta(before, (await scrape(own.gateway.metricsUrl)).metrics);
+      expect(moved('idv_gateway_upstream_retries_total', { step: 'device' })).toBe(3);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('lets several gateways in one process count apart (a private registry each)', async () => {
     const other = await startStack();
     try {

@@ -40,7 +40,7 @@ const MIN_ATTEMPT_MS = 100;
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export interface ResilienceObserver {
-  /** A failed attempt that will be retried. */
+  /** A retry going out: a failed attempt repeated, the breaker letting it through. */
   retry?(step: IdvStep): void;
   breakerState?(state: BreakerState): void;
 }
@@ -107,8 +107,11 @@ export class ResilientIdvPlatform implements IdvPlatform {
     }
     for (let attempts = 1; ; attempts += 1) {
       let failure: IdvError;
+      // A retry is counted when the breaker lets it through, not when it is planned: one the
+      // breaker (opened meanwhile) refuses never reached the platform.
+      const run = attempts === 1 ? attempt : () => (this.observer.retry?.(step), attempt());
       try {
-        return await this.#breaker.execute(attempt);
+        return await this.#breaker.execute(run);
       } catch (error) {
         if (error instanceof BrokenCircuitError) {
           failure = new IdvError('unavailable', step, 'circuit open: not calling the platform during the cool-down', {
@@ -128,7 +131,6 @@ export class ResilientIdvPlatform implements IdvPlatform {
         this.#log(failure, attempts, durationMs, context);
         throw attempts > 1 ? new IdvError(failure.kind, failure.step, failure.message, { ...failure.details, attempts, durationMs }) : failure;
       }
-      this.observer.retry?.(step);
       this.logger.debug({ step, attempt: attempts, delayMs, requestId: context.requestId, ...failure.details }, `IDV ${step} call failed, retrying`);
       try {
         await sleep(delayMs, undefined, { signal: context.signal });
