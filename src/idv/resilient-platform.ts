@@ -109,7 +109,13 @@ export class ResilientIdvPlatform implements IdvPlatform {
       let failure: IdvError;
       // A retry is counted when the breaker lets it through, not when it is planned: one the
       // breaker (opened meanwhile) refuses never reached the platform.
-      const run = attempts === 1 ? attempt : () => (this.observer.retry?.(step), attempt());
+      const run =
+        attempts === 1
+          ? attempt
+          : () => {
+              this.observer.retry?.(step);
+              return attempt();
+            };
       try {
         return await this.#breaker.execute(run);
       } catch (error) {
