@@ -191,11 +191,11 @@ function baseUrl(env: Env, name: string): string | null {
 }
 
 /**
- * A URL's text for an error message, minus whatever stands between '//' and the last '@': a
- * password, perhaps, and one that did not parse may hold '/' or '#' too.
+ * A URL's text for an error message, minus whatever stands between its scheme and the last '@':
+ * a password, perhaps, and one that did not parse may hold '/', '#' or a newline too.
  */
 function withoutUserinfo(raw: string): string {
-  return raw.replace(/^([^/]*\/\/).*@/, '$1…@');
+  return raw.replace(/^([^:]*:\/*)[\s\S]*@/, '$1…@');
 }
 
 function clip(value: string): string {

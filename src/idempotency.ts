@@ -128,15 +128,14 @@ export class GuardedVerification {
           this.events.replayed('key');
           return late;
         }
-        const subject = stateDigest(this.secret, 'caller', caller.userId);
-        const decision = await this.state.consume(subject);
+        const decision = await this.state.consume(stateDigest(this.secret, 'caller', caller.userId));
         if (!decision.allowed) {
           this.events.rateLimited();
           throw rateLimited(decision.retryAfterMs);
         }
         const handoff = await this.verification.start(caller, resolved, context).catch(async (error: unknown) => {
           // The limit counts starts that may have cost a session; one refused before it is given back.
-          if (costsNoSession(error)) await this.#refund(subject, context);
+          if (costsNoSession(error)) await this.#refund(decision.refund, context);
           throw error;
         });
         const ttlMs = handoff.expiresAt.getTime() - this.now();
@@ -163,9 +162,9 @@ export class GuardedVerification {
   }
 
   /** Gives back a limit point; a failure to do so costs the caller that point, never their answer. */
-  async #refund(subject: string, context: CallContext): Promise<void> {
+  async #refund(refund: () => Promise<void>, context: CallContext): Promise<void> {
     try {
-      await this.state.refund(subject);
+      await refund();
     } catch (error) {
       this.logger.warn({ requestId: context.requestId, err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'could not give back a rate-limit point');
     }

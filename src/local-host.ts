@@ -8,9 +8,12 @@ import { isIP } from 'node:net';
  * sends this machine's address.
  */
 export function isLoopbackHost(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')).toLowerCase();
+  // A name or an IPv4 address, or an IPv6 address in brackets; then an optional port, and nothing else.
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^\s:[\]/@]+))(?::\d*)?$/i.exec(host ?? '');
+  if (!match) return false;
+  const [, ipv6, other = ''] = match;
+  if (ipv6 !== undefined) return ipv6 === '::1';
+  const name = other.toLowerCase();
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
-  if (isIP(name) === 4) return name.startsWith('127.');
-  return isIP(name) === 6 && name === '::1';
+  return isIP(name) === 4 && name.startsWith('127.');
 }

@@ -129,6 +129,7 @@ describe('parseConfig', () => {
     [{ IDV_BASE_URL: 'https://user:pw@idv.example.com' }, /^IDV_BASE_URL must not contain credentials/],
     // A URL that does not parse is quoted without what stands before its '@'.
     [{ IDV_BASE_URL: 'https://svc:Pa55word@idv.internal:99999' }, /^IDV_BASE_URL must be an absolute http\(s\) URL such as https:\/\/idv\.example\.com \(got "https:\/\/…@idv\.internal:99999"\)$/],
+    [{ IDV_PUBLIC_URL: 'https:/u:se\ncret@phones example', IDV_BASE_URL: 'https://idv.example.com' }, /^IDV_PUBLIC_URL must be an absolute http\(s\) URL such as https:\/\/idv\.example\.com \(got "https:\/…@phones example"\)$/],
     [{ AUTH_JWKS_URL: 'https://svc:pa/ss#w@rd@auth.internal:99999/jwks' }, /^AUTH_JWKS_URL must be an absolute http\(s\) URL such as https:\/\/idv\.example\.com \(got "https:\/\/…@auth\.internal:99999\/jwks"\)$/],
     // A near miss of production would run development mode, with a dev token signed by AUTH_JWT_SECRET.
     [{ ...REAL, NODE_ENV: 'Production' }, /^NODE_ENV must be production, development or test, or unset for development \(got "Production"\)$/],

@@ -27,6 +27,7 @@ describe('readDeeplinkAnswer', () => {
     ['a sessionId in the fragment only', { url: 'https://idv.example.com/mobile#sessionId=abc', expiresAt: '2026-11-28T00:00:00Z' }],
     ['an unparseable expiresAt', { url, expiresAt: 'soon' }],
     ['a url with markup a client could render', { url: `${url}&x="><svg/onload=alert(1)>`, expiresAt: '2026-11-28T00:00:00Z' }],
+    ['a url with a single quote', { url: `${url}&x='onmouseover=alert(1)'`, expiresAt: '2026-11-28T00:00:00Z' }],
     ['a url with credentials', { url: 'https://user:pass@idv.example.com/mobile?sessionId=abc', expiresAt: '2026-11-28T00:00:00Z' }],
   ])('refuses %s', (_name, body) => {
     expect(readDeeplinkAnswer(body)).toEqual({ problem: expect.any(String) });

@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -242,6 +243,38 @@ describeWithRedis('an instance shut down while it leads a start others wait on',
     } finally {
       await b.close();
       await a.close();
+    }
+  });
+});
+
+// A point given back after its window has ended would start the next window below zero: one more
+// start than the limit. The refund belongs to the store and window that counted the point.
+describe.each([
+  ['in memory', false],
+  ['on Redis', true],
+])('the per-caller limit %s: a refund after the window has ended', (_name, onRedis) => {
+  const prefix = `idv-gateway-test:${randomUUID()}:`;
+  const run = onRedis && !REDIS_URL ? it.skip : it;
+  run('gives nothing to the next window', async () => {
+    const limit = { max: 1, windowSeconds: 1 };
+    const client = onRedis ? connectRedis(REDIS_URL ?? '') : null;
+    if (client) await eventually(() => client.status === 'ready', 'the Redis connection');
+    const state = client ? new RedisState(client, prefix, limit) : new MemoryState(limit);
+    try {
+      const first = await state.consume('caller');
+      expect(first.allowed).toBe(true);
+      if (!first.allowed) return;
+      // Within the window, a refund gives the point back.
+      await first.refund();
+      const second = await state.consume('caller');
+      expect(second.allowed).toBe(true);
+      await sleep(1100);
+      if (second.allowed) await second.refund();
+      expect((await state.consume('caller')).allowed).toBe(true);
+      expect((await state.consume('caller')).allowed).toBe(false);
+    } finally {
+      await state.close();
+      if (client) await deletePrefix(REDIS_URL ?? '', prefix);
     }
   });
 });

@@ -26,7 +26,6 @@ function sharedMemory(): SharedState & { lose(): void } {
     read: (keys) => memory.read(keys),
     write: (key, value, ttlMs) => memory.write(key, value, ttlMs),
     consume: (subject) => memory.consume(subject),
-    refund: (subject) => memory.refund(subject),
     close: () => memory.close(),
   };
 }

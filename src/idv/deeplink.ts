@@ -6,10 +6,10 @@
  */
 import type { CreatedDeeplink } from './platform.js';
 
-// The URL is handed to clients verbatim: only what RFC 3986 lets a URL hold (no space, no quote
-// or angle bracket a client could put into HTML as markup), so nothing can be normalised away by
-// a URL parser on one side and kept on the other.
-const URL_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
+// The URL is handed to clients verbatim: only what RFC 3986 lets a URL hold, so nothing can be
+// normalised away by a URL parser on one side and kept on the other, and no quote of either kind
+// or angle bracket (a client may put it into HTML): RFC 3986 allows "'", a platform's link has none.
+const URL_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&()*+,;=%]+$/;
 const MAX_URL_LENGTH = 8192;
 const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
 

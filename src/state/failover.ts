@@ -115,10 +115,6 @@ export class FailoverState implements SharedState {
     return this.#use((state) => state.consume(subject));
   }
 
-  refund(subject: string): Promise<void> {
-    return this.#use((state) => state.refund(subject));
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#probe) clearInterval(this.#probe);

@@ -75,12 +75,8 @@ export class MemoryState implements SharedState {
   }
 
   async consume(subject: string): Promise<LimitDecision> {
-    if (this.#limiter === null) return { allowed: true };
+    if (this.#limiter === null) return { allowed: true, refund: nothingToRefund };
     return consumeWith(this.#limiter, subject);
-  }
-
-  async refund(subject: string): Promise<void> {
-    await this.#limiter?.reward(subject, 1);
   }
 
   async close(): Promise<void> {
@@ -93,12 +89,22 @@ export class MemoryState implements SharedState {
  * rate-limiter-flexible answers "over the limit" by rejecting with a RateLimiterRes and a store
  * failure by rejecting with an Error: the first is a decision, the second is thrown on.
  */
-export async function consumeWith(limiter: { consume(key: string, points?: number): Promise<RateLimiterRes> }, subject: string): Promise<LimitDecision> {
+export async function consumeWith(
+  limiter: { consume(key: string, points?: number): Promise<RateLimiterRes>; reward(key: string, points?: number): Promise<RateLimiterRes> },
+  subject: string,
+): Promise<LimitDecision> {
   try {
-    await limiter.consume(subject, 1);
-    return { allowed: true };
+    const counted = await limiter.consume(subject, 1);
+    const windowEnds = Date.now() + counted.msBeforeNext;
+    // reward() on a window that has ended would start the next one below zero.
+    const refund = async () => {
+      if (Date.now() < windowEnds) await limiter.reward(subject, 1);
+    };
+    return { allowed: true, refund };
   } catch (rejection) {
     if (rejection instanceof RateLimiterRes) return { allowed: false, retryAfterMs: rejection.msBeforeNext };
     throw rejection;
   }
 }
+
+export const nothingToRefund = async (): Promise<void> => {};

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { consumeWith } from './memory.js';
+import { consumeWith, nothingToRefund } from './memory.js';
 import type { LimitDecision, LimitSettings, SharedState } from './store.js';
 
 /** How long one Redis command may take before it counts as Redis trouble (and the gateway degrades). */
@@ -94,12 +94,8 @@ export class RedisState implements SharedState {
   }
 
   async consume(subject: string): Promise<LimitDecision> {
-    if (this.#limiter === null) return { allowed: true };
+    if (this.#limiter === null) return { allowed: true, refund: nothingToRefund };
     return consumeWith(this.#limiter, subject);
-  }
-
-  async refund(subject: string): Promise<void> {
-    await this.#limiter?.reward(subject, 1);
   }
 
   /** Answers when Redis is reachable and answering; rejects otherwise. */

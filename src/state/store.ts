@@ -8,7 +8,16 @@
  * idempotency key in clear.
  */
 
-export type LimitDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
+export type LimitDecision =
+  | {
+      readonly allowed: true;
+      /**
+       * Gives the point back to the store and window that counted it (an attempt that turned out
+       * to cost nothing); nothing once that window has ended, so no later window gains a point.
+       */
+      readonly refund: () => Promise<void>;
+    }
+  | { readonly allowed: false; readonly retryAfterMs: number };
 
 export interface SharedState {
   /**
@@ -32,8 +41,6 @@ export interface SharedState {
   write(key: string, value: string, ttlMs: number): Promise<void>;
   /** Counts one event against `subject`'s limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_SECONDS). */
   consume(subject: string): Promise<LimitDecision>;
-  /** Gives back one event consumed for `subject` (an attempt that turned out to cost nothing). */
-  refund(subject: string): Promise<void>;
   close(): Promise<void>;
 }
 
