@@ -1,6 +1,6 @@
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, Kind, type SelectionSetNode, type ValidationRule } from 'graphql';
+import { GraphQLError, Kind, type FieldNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationRule } from 'graphql';
 import type { OperationLimits } from './config.js';
 
 /**
@@ -57,22 +57,36 @@ export function withoutFalseSyntaxError(message: string, code: unknown): string 
 export const singleVerificationPerRequest: ValidationRule = (context) => ({
   OperationDefinition(operation) {
     if (operation.operation !== 'mutation') return;
-    // Root fields may also come through inline fragments and fragment spreads.
-    const visited = new Set<string>();
-    const count = (selectionSet: SelectionSetNode): number =>
-      selectionSet.selections.reduce((total, selection) => {
-        if (selection.kind === Kind.FIELD) return total + (selection.name.value === 'startVerification' ? 1 : 0);
-        if (selection.kind === Kind.INLINE_FRAGMENT) return total + count(selection.selectionSet);
-        const name = selection.name.value;
-        const fragment = visited.has(name) ? undefined : context.getFragment(name);
-        visited.add(name);
-        return total + (fragment ? count(fragment.selectionSet) : 0);
-      }, 0);
-    if (count(operation.selectionSet) > 1) {
+    const starts = rootFields(operation.selectionSet, (name) => context.getFragment(name)).filter((field) => field.name.value === 'startVerification');
+    if (starts.length > 1) {
       context.reportError(new GraphQLError('startVerification may be selected only once per request.', { nodes: operation }));
     }
   },
 });
+
+/**
+ * The fields an operation selects at its root, through inline fragments and fragment spreads
+ * (each fragment once): what runs, whatever way the document spells it.
+ */
+export function rootFields(selectionSet: SelectionSetNode, fragmentOf: (name: string) => FragmentDefinitionNode | null | undefined): FieldNode[] {
+  const fields: FieldNode[] = [];
+  const visited = new Set<string>();
+  const collect = (selections: SelectionSetNode): void => {
+    for (const selection of selections.selections) {
+      if (selection.kind === Kind.FIELD) {
+        fields.push(selection);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        collect(selection.selectionSet);
+      } else if (!visited.has(selection.name.value)) {
+        visited.add(selection.name.value);
+        const fragment = fragmentOf(selection.name.value);
+        if (fragment) collect(fragment.selectionSet);
+      }
+    }
+  };
+  collect(selectionSet);
+  return fields;
+}
 
 /**
  * The schema has no subscription type. graphql-js 16 validates a subscription against it without

@@ -4,11 +4,12 @@
  * call took.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import { Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { GatewayContext } from './context.js';
 import { clientErrorCodeOf, logUnexpectedErrors } from './errors.js';
 import { pseudonymize } from './logger.js';
 import { CANCELLED, type GatewayMetrics } from './metrics.js';
+import { rootFields } from './operation-limits.js';
 
 /** The operation's label when no operation was resolved (unparsable, invalid, unknown persisted query). */
 export const INVALID_OPERATION = 'invalid';
@@ -96,26 +97,12 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
  * spreads too, "introspection" for schema queries, "other" for several root fields.
  */
 export function operationLabel(operation: OperationDefinitionNode, schema: GraphQLSchema, document: DocumentNode | undefined): string {
-  const fragments = new Map<string, FragmentDefinitionNode>();
-  for (const definition of document?.definitions ?? []) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-  }
+  const fragmentOf = (name: string) =>
+    document?.definitions.find((definition): definition is FragmentDefinitionNode => definition.kind === Kind.FRAGMENT_DEFINITION && definition.name.value === name);
   const names = new Set<string>();
-  const visited = new Set<string>();
-  const collect = (selectionSet: SelectionSetNode): void => {
-    for (const selection of selectionSet.selections) {
-      if (selection.kind === Kind.FIELD) {
-        if (selection.name.value !== '__typename') names.add(selection.name.value);
-      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        collect(selection.selectionSet);
-      } else if (!visited.has(selection.name.value)) {
-        visited.add(selection.name.value);
-        const fragment = fragments.get(selection.name.value);
-        if (fragment) collect(fragment.selectionSet);
-      }
-    }
-  };
-  collect(operation.selectionSet);
+  for (const field of rootFields(operation.selectionSet, fragmentOf)) {
+    if (field.name.value !== '__typename') names.add(field.name.value);
+  }
   if (names.size > 0 && [...names].every((name) => name === '__schema' || name === '__type')) return 'introspection';
   if (names.size !== 1) return 'other';
   const [name] = names as Set<string> & { size: 1 };
