@@ -3,6 +3,7 @@
  * never the token), which workflow, how it ended, how long it took, and how long each upstream
  * call took.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { GatewayContext } from './context.js';
@@ -37,9 +38,8 @@ export class OperationsInFlight {
   /** Resolves once none is in flight, or after `timeoutMs`. */
   async settle(timeoutMs: number): Promise<void> {
     if (this.#count === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    // An unref'd timer, as SharedFlights.settle's: it keeps nothing waiting once they are done.
+    await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), sleep(timeoutMs, undefined, { ref: false })]);
   }
 }
 

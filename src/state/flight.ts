@@ -70,10 +70,8 @@ export class SharedFlights {
    */
   async settle(timeoutMs: number): Promise<void> {
     if (this.#leading.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([Promise.allSettled([...this.#leading]), timeout]);
-    clearTimeout(timer);
+    // An unref'd timer: once the flights have settled, it keeps nothing (the process) waiting.
+    await Promise.race([Promise.allSettled([...this.#leading]), sleep(timeoutMs, undefined, { ref: false })]);
   }
 
   /**
