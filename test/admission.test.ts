@@ -1,6 +1,7 @@
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { admission, ConnectionArrivals, type Admit } from '../src/admission.js';
+import { rawConnection } from './support/raw-http.js';
 
 /** A real server whose only handler is the door: 204 when admitted (after `holdMs`), the door's own answer when refused. */
 async function serve(doorOf: (server: http.Server) => Admit, holdMs: number, server = http.createServer()): Promise<{ url: string; close: () => Promise<void> }> {
@@ -98,17 +99,11 @@ describe('queue-time shedding of new connections', () => {
 
   it('does not count the time a client took to send its first request (a preconnect), only the time the process was busy', async () => {
     const door = await serve((s) => admission(100, new ConnectionArrivals(s, 150)), 0);
-    const { hostname, port } = new URL(door.url);
+    const { host } = new URL(door.url);
     try {
-      const socket = net.connect(Number(port), hostname);
-      await new Promise((resolve) => socket.once('connect', resolve));
+      const { socket, answer } = await rawConnection(door.url);
       await new Promise((resolve) => setTimeout(resolve, 400));
-      const answer = new Promise<string>((resolve) => {
-        let received = '';
-        socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-        socket.on('close', () => resolve(received));
-      });
-      socket.write(`POST /graphql HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      socket.write(`POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       expect(await answer).toMatch(/^HTTP\/1\.1 204 /);
     } finally {
       await door.close();

@@ -1,9 +1,10 @@
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { healthRoutes, Readiness } from '../src/health.js';
 import { eventually } from './support/duplicates.js';
 import { parsePrometheusText } from './support/prometheus.js';
+import { rawConnection } from './support/raw-http.js';
 import { startStack, type TestStack } from './support/stack.js';
 
 interface Health {
@@ -124,26 +125,17 @@ describe('draining', () => {
   it('answers a request whose headers were still arriving when it began, instead of dropping it', async () => {
     const stack = await startStack();
     try {
-      const { hostname, port, host } = new URL(stack.url);
-      const socket = net.connect(Number(port), hostname);
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
-      const closed = new Promise((resolve) => socket.on('close', resolve));
-      socket.on('error', () => undefined);
-      await new Promise((resolve) => socket.once('connect', resolve));
-      socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n`);
+      const { host } = new URL(stack.url);
+      const arriving = await rawConnection(stack.url);
+      arriving.socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n`);
       // An idle connection, by contrast, is closed at once.
-      const idle = net.connect(Number(port), hostname);
-      const idleClosed = new Promise((resolve) => idle.on('close', resolve));
-      idle.on('error', () => undefined);
-      await new Promise((resolve) => idle.once('connect', resolve));
+      const idle = await rawConnection(stack.url);
       await new Promise((resolve) => setTimeout(resolve, 100));
 
       const stopping = stack.gateway.stop();
-      await idleClosed;
-      socket.write('\r\n');
-      await closed;
-      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      await idle.answer;
+      arriving.socket.write('\r\n');
+      expect(await arriving.answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
       expect((await stopping).cutOff).toBe(0);
     } finally {
       await stack.close();

@@ -1,17 +1,6 @@
-import net from 'node:net';
 import { eventually, gate } from './support/duplicates.js';
-import { rawBytes, rawRequest, type RawResponse } from './support/raw-http.js';
+import { rawBytes, rawRequest, sendRaw, type RawResponse } from './support/raw-http.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
-
-/** Opens a connection, sends `bytes` and no more; resolves with everything received once the gateway closes it. */
-function stall(url: string, bytes: string): { answer: Promise<string> } {
-  const { hostname, port } = new URL(url);
-  const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
-  let received = '';
-  socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
-  socket.on('error', () => undefined);
-  return { answer: new Promise((resolve) => socket.on('close', () => resolve(received))) };
-}
 
 /**
  * What attackers and broken clients send, against the gateway in production mode. Each request
@@ -131,17 +120,17 @@ describe('hostile and broken requests (production mode)', () => {
   });
 
   it('refuses an HTTP/1.1 request without Host in the JSON error shape', async () => {
-    const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}').answer;
+    const answer = await sendRaw(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
     expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
       errors: [{ message: 'An HTTP/1.1 request needs a Host header.', extensions: { code: 'BAD_REQUEST', retryable: false } }],
     });
     // HTTP/1.0 has no Host requirement.
-    expect(await stall(stack.url, 'GET /healthz HTTP/1.0\r\n\r\n').answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await sendRaw(stack.url, 'GET /healthz HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it('answers what node cannot parse with the JSON error shape, not a bare status line', async () => {
-    const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nAuthorization Bearer x\r\n\r\n').answer;
+    const answer = await sendRaw(stack.url, 'POST /graphql HTTP/1.1\r\nAuthorization Bearer x\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
       errors: [{ message: 'The request is not valid HTTP.', extensions: { code: 'BAD_REQUEST', retryable: false } }],
@@ -177,9 +166,9 @@ describe('a client that sends its request slowly', () => {
     try {
       const { host } = new URL(stack.url);
       const started = performance.now();
-      const slow = stall(stack.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
+      const slow = sendRaw(stack.url, `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
       await eventually(async () => (await stack.startVerification()).status === 503, 'the slow request to hold the only slot');
-      const answer = await slow.answer;
+      const answer = await slow;
       expect(performance.now() - started).toBeLessThan(5000);
       expect(answer).toMatch(/^HTTP\/1\.1 408 /);
       expect(answer).toMatch(/\r\ncontent-type: application\/json/i);
@@ -202,7 +191,7 @@ describe('a client that sends its request slowly', () => {
       const body = JSON.stringify({ query: START_VERIFICATION });
       const first = `POST /graphql HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nAuthorization: Bearer ${await stack.token('pipeliner')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
       // The first request whole, then the start of a second that never ends.
-      const answer = stall(stack.url, `${first}POST /graphql HTTP/1.1\r\nHost: ${host}\r\n`).answer;
+      const answer = sendRaw(stack.url, `${first}POST /graphql HTTP/1.1\r\nHost: ${host}\r\n`);
       const received = await answer;
       held.open();
       // The connection is cut: a client that took a 408 for the first request's answer would retry
@@ -216,7 +205,7 @@ describe('a client that sends its request slowly', () => {
   it('gets the same for headers that never end', async () => {
     const stack = await startStack({ NODE_ENV: 'production', HTTP_REQUEST_TIMEOUT_MS: '1000' });
     try {
-      const answer = await stall(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\n').answer;
+      const answer = await sendRaw(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\n');
       expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     } finally {
       await stack.close();

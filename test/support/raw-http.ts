@@ -45,3 +45,29 @@ export function rawBytes(url: string, bytes: Buffer): Promise<string> {
     socket.on('error', reject);
   });
 }
+
+/**
+ * An open connection to `url`'s server, for tests that write to it in steps (a request sent in
+ * pieces, or after a pause); `answer` is everything received once the server closes it.
+ */
+export async function rawConnection(url: string): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+  const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  // After connecting, a reset by the server ends the answer; it is not the test's failure.
+  socket.on('error', () => undefined);
+  return { socket, answer };
+}
+
+/** Sends `bytes` on a new connection and no more; resolves with everything received once the server closes it. */
+export async function sendRaw(url: string, bytes: string): Promise<string> {
+  const { socket, answer } = await rawConnection(url);
+  socket.write(bytes);
+  return answer;
+}
