@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel } from './config.js';
 
@@ -63,7 +64,49 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
   // stalls requests. Lines logged while a write is in flight go out together in the next one,
   // nothing is held back when idle (no minLength), and pino flushes synchronously when the process
   // exits, a crash included; only a SIGKILL can lose lines.
-  return pino(config, pino.destination({ dest: 1, sync: false }));
+  const stdout = pino.destination({ dest: 1, sync: false });
+  stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // pino's own listener turns the stream into a no-op on EPIPE and re-emits anything else, which
+    // must still end the process as it would without this listener.
+    if (error.code !== 'EPIPE') throw error;
+    reportOnStderr('standard output is closed (EPIPE): the log reader has gone, and log lines are dropped from now on');
+  });
+  return pino(config, stdout);
+}
+
+type LogStream = NodeJS.EventEmitter & { end?: () => void };
+
+/**
+ * Writes out the lines the logger still holds and ends its stream, waiting at most `timeoutMs`:
+ * call it last before process.exit. pino's exit hook flushes the stream synchronously, and
+ * sonic-boom 4's synchronous flush retries a write to a closed pipe (EPIPE: the log reader has
+ * gone, as when Ctrl-C stops `npm start | cat`) every 100 ms, forever, on the main thread: such a
+ * gateway never exited, and a second signal could not reach it. Ended here, asynchronously, the
+ * EPIPE reaches pino's listener (which stops the stream) and the exit hook has nothing left to do.
+ * A reader that is alive but not reading (the pipe full) still holds the exit, as before.
+ */
+export function endLog(logger: Logger, timeoutMs: number): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+  if (typeof stream?.end !== 'function') return Promise.resolve();
+  const end = stream.end.bind(stream);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    stream.once('close', done);
+    stream.once('error', done);
+    end();
+  });
+}
+
+function reportOnStderr(message: string): void {
+  try {
+    writeSync(2, `idv-gateway: ${message}\n`);
+  } catch {
+    // Standard error is gone too: nothing is left to tell.
+  }
 }
 
 /**

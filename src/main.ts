@@ -1,7 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, parseConfig } from './config.js';
 import { startGateway } from './gateway.js';
-import { createLogger } from './logger.js';
+import { createLogger, endLog } from './logger.js';
+
+// How long an exit waits for the last log lines to be written.
+const LOG_END_MS = 2000;
 
 async function main(): Promise<void> {
   let config;
@@ -33,6 +36,7 @@ async function main(): Promise<void> {
 
   // Graceful shutdown (see RunningGateway.stop); a second signal means "now", for an operator who won't wait.
   let stopping = false;
+  const exitAfterLog = (code: number) => endLog(logger, LOG_END_MS).then(() => process.exit(code));
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal, exiting now');
@@ -49,11 +53,11 @@ async function main(): Promise<void> {
         } else {
           logger.info({ ...report, durationMs }, 'stopped: every request in flight finished');
         }
-        process.exit(0);
+        return exitAfterLog(0);
       },
       (error: unknown) => {
         logger.error({ err: error instanceof Error ? error.message : String(error) }, 'shutdown failed');
-        process.exit(1);
+        return exitAfterLog(1);
       },
     );
   };

@@ -246,6 +246,20 @@ describe('the gateway process', () => {
         expect(await stuck).toBe('connection closed');
       });
 
+      it('exits on SIGTERM when its log reader has gone, and says on stderr that log lines are dropped', async () => {
+        const { started } = await startReady();
+        // The reader of the gateway's stdout goes away (a log shipper that died, `npm start | cat` stopped by Ctrl-C).
+        started.child.stdout.destroy();
+        started.child.kill('SIGTERM');
+        let timer: NodeJS.Timeout | undefined;
+        const tooLate = new Promise<'still running'>((resolve) => (timer = setTimeout(() => resolve('still running'), 10_000)));
+        const outcome = await Promise.race([exitOf(started), tooLate]);
+        clearTimeout(timer);
+        if (outcome === 'still running') started.child.kill('SIGKILL');
+        expect(outcome).toMatchObject({ code: 0 });
+        expect(started.stderr()).toContain('standard output is closed (EPIPE): the log reader has gone, and log lines are dropped from now on');
+      });
+
       it('exits at once on a second signal', async () => {
         emulator.inject('device', { kind: 'hang' });
         const { started, url } = await startReady({ SHUTDOWN_GRACE_MS: '600000' });
