@@ -32,6 +32,23 @@ const READY_TIMEOUT_MS = 20_000;
 let tasksetAvailable: boolean | undefined;
 let clockTicks: number | undefined;
 
+// Every service still running. If the benchmark itself is stopped (SIGTERM from `timeout` or a CI
+// job's cancel, which reaches only this process) or crashes, they must not outlive it: a gateway
+// left listening, or an upstream left busy, would skew whatever runs next on the machine.
+const running = new Set<ChildProcess>();
+let cleanupInstalled = false;
+
+function killRunningOnExit(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.once('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+    process.once(signal, () => process.exit(128 + number));
+  }
+}
+
 export function canPin(): boolean {
   if (tasksetAvailable === undefined) {
     try {
@@ -52,6 +69,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     env: { PATH: process.env.PATH ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  killRunningOnExit();
+  running.add(child);
   let lines = 0;
   let stderr = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
@@ -60,6 +79,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   });
   const exited = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
+      running.delete(child);
       exit = { code, signal };
       resolve();
     });
