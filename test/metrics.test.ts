@@ -33,14 +33,14 @@ describe('/metrics', () => {
       outcomes.push(codeOf(await call()));
     };
     const none = () => {};
-    // Consecutive temporary failures (the breaker's count) in brackets.
-    await run(none, () => stack.startVerification()); // device 200, session 200 [0]
-    await run(none, () => stack.startVerification({ workflow: 'age' })); // device 200, session 200 [0]
-    await run(() => emulator.inject('device', { kind: 'status', status: 503 }), () => stack.startVerification()); // device 503, retried: 200; session 200 [0]
-    await run(() => emulator.inject('session', { kind: 'status', status: 500 }), () => stack.startVerification()); // device 200, session 500, never retried [1]
-    await run(() => emulator.inject('device', { kind: 'reset' }), () => stack.startVerification()); // device reset, retried: 200; session 200 [0]
-    await run(() => emulator.inject('session', { kind: 'status', status: 401 }), () => stack.startVerification()); // device 200, session 401 (a refusal) [0]
-    await run(() => emulator.inject('session', { kind: 'hang' }), () => stack.startVerification()); // device 200, session timeout [1]
+    // Consecutive temporary failures of each call (its circuit breaker's count) in brackets.
+    await run(none, () => stack.startVerification()); // device 200, session 200
+    await run(none, () => stack.startVerification({ workflow: 'age' })); // device 200, session 200
+    await run(() => emulator.inject('device', { kind: 'status', status: 503 }), () => stack.startVerification()); // device 503 [1], retried: 200 [0]; session 200
+    await run(() => emulator.inject('session', { kind: 'status', status: 500 }), () => stack.startVerification()); // device 200, session 500, never retried [session 1]
+    await run(() => emulator.inject('device', { kind: 'reset' }), () => stack.startVerification()); // device reset [1], retried: 200 [0]; session 200 [session 0]
+    await run(() => emulator.inject('session', { kind: 'status', status: 401 }), () => stack.startVerification()); // device 200, session 401 (a refusal)
+    await run(() => emulator.inject('session', { kind: 'hang' }), () => stack.startVerification()); // device 200, session timeout [session 1]
     await run(none, () => stack.startVerification({ token: null })); // no upstream call
     await run(none, () => stack.startVerification({ workflow: 'no-such-workflow' })); // no upstream call
     const token = await stack.token();
@@ -48,8 +48,9 @@ describe('/metrics', () => {
     const unparsable = await stack.post({ query: 'mutation {' });
     const typename = await stack.post({ query: 'query { __typename workflows }' }, { authorization: `Bearer ${token}` });
     emulator.inject('device', { kind: 'status', status: 503 }, Number.POSITIVE_INFINITY);
-    await run(none, () => stack.startVerification()); // device 503 [2], retried: 503 [3]: the breaker opens
-    await run(none, () => stack.startVerification()); // the open breaker answers; no upstream call
+    await run(none, () => stack.startVerification()); // device 503 [1], retried: 503 [2]
+    await run(none, () => stack.startVerification()); // device 503 [3]: the device circuit opens, and refuses the retry
+    await run(none, () => stack.startVerification()); // the open circuit answers; no upstream call
     emulator.clearFaults();
     expect(outcomes).toEqual([
       'OK',
@@ -63,6 +64,7 @@ describe('/metrics', () => {
       'BAD_USER_INPUT',
       'IDV_UNAVAILABLE',
       'IDV_UNAVAILABLE',
+      'IDV_UNAVAILABLE',
     ]);
     expect([workflows.status, unparsable.status, typename.status]).toEqual([200, 400, 200]);
 
@@ -74,28 +76,28 @@ describe('/metrics', () => {
     // GraphQL operations, by root field and outcome.
     const ops = 'idv_gateway_graphql_operations_total';
     expect(moved(ops, { operation: 'startVerification', outcome: 'OK' })).toBe(4);
-    expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_UNAVAILABLE' })).toBe(4);
+    expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_UNAVAILABLE' })).toBe(5);
     expect(moved(ops, { operation: 'startVerification', outcome: 'IDV_FAILED' })).toBe(1);
     expect(moved(ops, { operation: 'startVerification', outcome: 'UNAUTHENTICATED' })).toBe(1);
     expect(moved(ops, { operation: 'startVerification', outcome: 'BAD_USER_INPUT' })).toBe(1);
     expect(moved(ops, { operation: 'workflows', outcome: 'OK' })).toBe(2); // `__typename` beside a field does not change the label
     expect(moved(ops, { operation: 'invalid', outcome: 'GRAPHQL_PARSE_FAILED' })).toBe(1);
-    expect(after.metrics.samples(ops).reduce((sum, s) => sum + s.value, 0)).toBe(14);
+    expect(after.metrics.samples(ops).reduce((sum, s) => sum + s.value, 0)).toBe(15);
 
     // startVerification outcomes, by configured workflow (an unknown name is "unknown", never echoed).
     const sv = 'idv_gateway_start_verification_total';
     expect(moved(sv, { outcome: 'OK', workflow: 'kyc' })).toBe(3);
     expect(moved(sv, { outcome: 'OK', workflow: 'age' })).toBe(1);
-    expect(moved(sv, { outcome: 'IDV_UNAVAILABLE', workflow: 'kyc' })).toBe(4);
+    expect(moved(sv, { outcome: 'IDV_UNAVAILABLE', workflow: 'kyc' })).toBe(5);
     expect(moved(sv, { outcome: 'IDV_FAILED', workflow: 'kyc' })).toBe(1);
     expect(moved(sv, { outcome: 'UNAUTHENTICATED', workflow: 'kyc' })).toBe(1);
     expect(moved(sv, { outcome: 'BAD_USER_INPUT', workflow: 'unknown' })).toBe(1);
-    expect(moved('idv_gateway_start_verification_duration_seconds_count')).toBe(11);
+    expect(moved('idv_gateway_start_verification_duration_seconds_count')).toBe(12);
 
     // Upstream calls, one observation per attempt, by step and status (or why there was none).
     const up = 'idv_gateway_upstream_request_duration_seconds_count';
     expect(moved(up, { step: 'device', status: '200' })).toBe(7);
-    expect(moved(up, { step: 'device', status: '503' })).toBe(3);
+    expect(moved(up, { step: 'device', status: '503' })).toBe(4);
     expect(moved(up, { step: 'device', status: 'reset' })).toBe(1);
     expect(moved(up, { step: 'session', status: '200' })).toBe(4);
     expect(moved(up, { step: 'session', status: '500' })).toBe(1);
@@ -103,9 +105,10 @@ describe('/metrics', () => {
     expect(moved(up, { step: 'session', status: 'timeout' })).toBe(1);
     const upstreamCalls = after.metrics.samples(up).reduce((sum, s) => sum + s.value, 0);
     expect(upstreamCalls).toBe(emulator.callCount('device') + emulator.callCount('session'));
-    expect(upstreamCalls).toBe(18);
+    expect(upstreamCalls).toBe(19);
 
-    // Retries (the device step only), and the breaker, open after the third consecutive failure.
+    // Retries (the device step only; the one the opening circuit refused is not counted), and the
+    // breaker, open after the third consecutive failure of the device call.
     expect(moved('idv_gateway_upstream_retries_total', { step: 'device' })).toBe(3);
     expect(moved('idv_gateway_upstream_retries_total', { step: 'session' })).toBe(0);
     expect(after.metrics.samples('idv_gateway_circuit_breaker_state').map((s) => [s.labels.state, s.value])).toEqual([
@@ -118,7 +121,7 @@ describe('/metrics', () => {
 
     // HTTP requests by status: the unauthenticated mutation is a 401, the unparsable one a 400.
     const http = 'idv_gateway_http_requests_total';
-    expect(moved(http, { route: 'graphql', status: '200' })).toBe(12);
+    expect(moved(http, { route: 'graphql', status: '200' })).toBe(13);
     expect(moved(http, { route: 'graphql', status: '401' })).toBe(1);
     expect(moved(http, { route: 'graphql', status: '400' })).toBe(1);
     expect(moved(http, { route: 'metrics', status: '200' })).toBe(1); // the first scrape, counted once answered

@@ -51,6 +51,25 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 10; i += 1) expect((await stack.startVerification()).body.errors[0].extensions.code).toBe('IDV_FAILED');
     expect(stack.gateway.upstream().breaker).toBe('closed');
   });
+
+  it('opens when only the session call fails (each device call succeeding), and then makes no device either', async () => {
+    const { emulator } = stack;
+    const devices = emulator.callCount('device');
+    const sessions = emulator.callCount('session');
+    emulator.inject('session', { kind: 'status', status: 503 }, Infinity);
+    for (let i = 0; i < 3; i += 1) expect((await stack.startVerification()).body.errors[0].extensions.code).toBe('IDV_UNAVAILABLE');
+    expect([emulator.callCount('device') - devices, emulator.callCount('session') - sessions]).toEqual([3, 3]);
+    expect(stack.gateway.upstream().breaker).toBe('open');
+    expect(stack.logs.join('')).toContain('IDV session circuit opened after 3 consecutive failures');
+
+    const refused = await stack.startVerification();
+    expect(refused.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: expect.any(Number) });
+    expect([emulator.callCount('device') - devices, emulator.callCount('session') - sessions]).toEqual([3, 3]);
+
+    emulator.clearFaults();
+    await eventually(async () => (await stack.startVerification()).body.data?.startVerification !== undefined, 'the session circuit to close');
+    expect(stack.gateway.upstream().breaker).toBe('closed');
+  });
 });
 
 describe("the platform's Retry-After", () => {

@@ -24,6 +24,9 @@ import {
 type RetryPolicy = 'repeatable' | 'unsent-only';
 
 const RETRY_POLICY: Record<IdvStep, RetryPolicy> = { device: 'repeatable', session: 'unsent-only', deeplink: 'unsent-only' };
+// A device is only ever made for the session call after it: none while that call's circuit is open.
+const MADE_FOR: Partial<Record<IdvStep, IdvStep>> = { device: 'session' };
+const STEPS: readonly IdvStep[] = ['device', 'session', 'deeplink'];
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 1000;
 // A longer Retry-After is not waited out inside one request: the client gets it as retryAfterSeconds.
@@ -45,18 +48,24 @@ export interface ResilienceObserver {
   breakerState?(state: BreakerState): void;
 }
 
+interface StepBreaker {
+  readonly policy: CircuitBreakerPolicy;
+  openedAt: number;
+}
+
 /**
- * The platform behind retries (per the policy above) and one circuit breaker: after
- * `breakerFailures` consecutive temporary failures, calls fail at once with IDV_UNAVAILABLE for
- * the cool-down instead of queueing behind a dead upstream; then one call probes, and a success
- * closes the circuit. A 408, 429 or 5xx with Retry-After holds every call for that long (at most a
+ * The platform behind retries (per the policy above) and a circuit breaker per call (step): after
+ * `breakerFailures` consecutive temporary failures of a step, its calls fail at once with
+ * IDV_UNAVAILABLE for the cool-down instead of queueing behind a dead upstream; then one call
+ * probes, and a success closes the circuit. Per step, because one breaker for every call never
+ * opened when only the session call failed: each mutation's successful device call reset the
+ * count. While the session circuit is open no device is made either: it would serve no session. A 408, 429 or 5xx with Retry-After holds every call for that long (at most a
  * minute): they fail at once with IDV_UNAVAILABLE and what is left of the wait, since the platform
  * limits this gateway's key, not one user. Every failed call is logged here, once, with its step,
  * outcome, attempts, duration and request id, and nothing secret.
  */
 export class ResilientIdvPlatform implements IdvPlatform {
-  readonly #breaker: CircuitBreakerPolicy;
-  #openedAt = 0;
+  readonly #breakers: Record<IdvStep, StepBreaker>;
   /** Date.now() until which the platform asked not to be called (Retry-After). */
   #heldUntil = 0;
 
@@ -69,15 +78,19 @@ export class ResilientIdvPlatform implements IdvPlatform {
   ) {
     // Only the platform's own unavailability counts: not refusals, not callers that went away.
     const counts = handleWhen((error) => error instanceof IdvError && error.kind === 'unavailable' && error.details.cause !== 'cancelled');
-    this.#breaker = circuitBreaker(counts, {
-      halfOpenAfter: settings.breakerCooldownMs,
-      breaker: new ConsecutiveBreaker(settings.breakerFailures),
-    });
-    this.#breaker.onStateChange((state) => this.#onStateChange(state));
+    const breakerFor = (step: IdvStep): StepBreaker => {
+      const policy = circuitBreaker(counts, { halfOpenAfter: settings.breakerCooldownMs, breaker: new ConsecutiveBreaker(settings.breakerFailures) });
+      const breaker = { policy, openedAt: 0 };
+      policy.onStateChange((state) => this.#onStateChange(step, breaker, state));
+      return breaker;
+    };
+    this.#breakers = { device: breakerFor('device'), session: breakerFor('session'), deeplink: breakerFor('deeplink') };
   }
 
+  /** Open when any step's circuit is open, else half-open when any is probing, else closed. */
   get breakerState(): BreakerState {
-    return stateName(this.#breaker.state);
+    const states = STEPS.map((step) => stateName(this.#breakers[step].policy.state));
+    return states.includes('open') ? 'open' : states.includes('half-open') ? 'half-open' : 'closed';
   }
 
   createEphemeralDevice(ttlSeconds: number, context: CallContext = {}): Promise<EphemeralDevice> {
@@ -100,11 +113,12 @@ export class ResilientIdvPlatform implements IdvPlatform {
 
   async #call<T>(step: IdvStep, context: CallContext, attempt: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    const held = this.#held(step, 0);
+    const held = this.#held(step, 0) ?? this.#openFor(step);
     if (held) {
       this.#log(held, 0, 0, context);
       throw held;
     }
+    const breaker = this.#breakers[step];
     for (let attempts = 1; ; attempts += 1) {
       let failure: IdvError;
       // A retry is counted when the breaker lets it through, not when it is planned: one the
@@ -117,13 +131,10 @@ export class ResilientIdvPlatform implements IdvPlatform {
               return attempt();
             };
       try {
-        return await this.#breaker.execute(run);
+        return await breaker.policy.execute(run);
       } catch (error) {
         if (error instanceof BrokenCircuitError) {
-          failure = new IdvError('unavailable', step, 'circuit open: not calling the platform during the cool-down', {
-            cause: 'circuit-open',
-            retryAfterSeconds: this.#coolDownLeftSeconds(),
-          });
+          failure = circuitOpen(step, this.#coolDownLeftSeconds(breaker));
         } else if (error instanceof IdvError) {
           failure = error;
         } else {
@@ -206,26 +217,44 @@ export class ResilientIdvPlatform implements IdvPlatform {
     else this.logger.error(fields, message);
   }
 
-  #coolDownLeftSeconds(): number {
-    const left = this.#openedAt + this.settings.breakerCooldownMs - Date.now();
+  /**
+   * The failure of a call made only for a next step whose circuit is open (a device for a session),
+   * or null. Only during the cool-down: the circuit turns half-open when a call of its own step
+   * comes after it, so the call made for that one must go ahead then.
+   */
+  #openFor(step: IdvStep): IdvError | null {
+    const next = MADE_FOR[step];
+    if (next === undefined) return null;
+    const breaker = this.#breakers[next];
+    if (breaker.policy.state !== CircuitState.Open || Date.now() >= breaker.openedAt + this.settings.breakerCooldownMs) return null;
+    return circuitOpen(step, this.#coolDownLeftSeconds(breaker), next);
+  }
+
+  #coolDownLeftSeconds(breaker: StepBreaker): number {
+    const left = breaker.openedAt + this.settings.breakerCooldownMs - Date.now();
     return Math.max(1, Math.ceil(left / 1000));
   }
 
-  #onStateChange(state: CircuitState): void {
+  #onStateChange(step: IdvStep, breaker: StepBreaker, state: CircuitState): void {
     const name = stateName(state);
     if (state === CircuitState.Open) {
-      this.#openedAt = Date.now();
+      breaker.openedAt = Date.now();
       this.logger.error(
-        { breaker: name, coolDownMs: this.settings.breakerCooldownMs },
-        `IDV platform circuit opened after ${this.settings.breakerFailures} consecutive failures; failing fast for the cool-down`,
+        { step, breaker: name, coolDownMs: this.settings.breakerCooldownMs },
+        `IDV ${step} circuit opened after ${this.settings.breakerFailures} consecutive failures of that call; failing fast for the cool-down`,
       );
     } else if (state === CircuitState.HalfOpen) {
-      this.logger.info({ breaker: name }, 'IDV platform circuit half-open: probing with the next call');
+      this.logger.info({ step, breaker: name }, `IDV ${step} circuit half-open: probing with the next call`);
     } else if (state === CircuitState.Closed) {
-      this.logger.info({ breaker: name }, 'IDV platform circuit closed: the platform answers again');
+      this.logger.info({ step, breaker: name }, `IDV ${step} circuit closed: the platform answers again`);
     }
-    this.observer.breakerState?.(name);
+    this.observer.breakerState?.(this.breakerState);
   }
+}
+
+function circuitOpen(step: IdvStep, retryAfterSeconds: number, openStep: IdvStep = step): IdvError {
+  const which = openStep === step ? '' : ` (the ${openStep} call's, which this call is made for)`;
+  return new IdvError('unavailable', step, `circuit open${which}: not calling the platform during the cool-down`, { cause: 'circuit-open', retryAfterSeconds });
 }
 
 function stateName(state: CircuitState): BreakerState {
