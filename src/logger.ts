@@ -57,7 +57,9 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
     formatters: { log: censorNestedSecrets },
   };
   if (destination) return pino(config, destination);
-  if (options.pretty) {
+  // pino-pretty is a development dependency: an install without them (`npm ci --omit=dev`) run in
+  // a terminal outside production logs JSON instead of failing to start.
+  if (options.pretty && prettyAvailable()) {
     return pino({ ...config, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
   // Spelled out, though it is pino's default for stdout: asynchronous, so a slow log reader never
@@ -65,16 +67,42 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
   // nothing is held back when idle (no minLength), and pino flushes synchronously when the process
   // exits, a crash included; only a SIGKILL can lose lines.
   const stdout = pino.destination({ dest: 1, sync: false });
-  stdout.on('error', (error: NodeJS.ErrnoException) => {
-    // pino's own listener turns the stream into a no-op on EPIPE and re-emits anything else, which
-    // must still end the process as it would without this listener.
-    if (error.code !== 'EPIPE') throw error;
-    reportOnStderr('standard output is closed (EPIPE): the log reader has gone, and log lines are dropped from now on');
-  });
+  stdout.on('error', (error: NodeJS.ErrnoException) => silence(stdout, error));
   return pino(config, stdout);
 }
 
-type LogStream = NodeJS.EventEmitter & { end?: () => void };
+function prettyAvailable(): boolean {
+  try {
+    import.meta.resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+type LogStream = NodeJS.EventEmitter & { end?: () => void; write?: unknown; flushSync?: unknown; destroy?: unknown };
+
+/** Log streams that failed to write and were turned into no-ops. */
+const silenced = new WeakSet<object>();
+
+/**
+ * A write to stdout failed for good: the log reader has gone (EPIPE), the disk a redirect writes
+ * to is full (ENOSPC), the descriptor is broken (EIO, EBADF). pino itself handles only EPIPE so
+ * (and re-emits the rest, an uncaught exception); sonic-boom's synchronous flush at exit then
+ * retries the failed write every 100 ms, forever, on the main thread: the gateway stopped
+ * answering and no signal could end it. Serving goes on, without logs, and stderr says so once.
+ */
+function silence(stream: LogStream, error: NodeJS.ErrnoException): void {
+  if (silenced.has(stream)) return;
+  silenced.add(stream);
+  const noop = () => {};
+  stream.write = noop;
+  stream.flushSync = noop;
+  stream.end = noop;
+  stream.destroy = noop;
+  const why = error.code === 'EPIPE' ? 'the log reader has gone' : 'a write failed';
+  reportOnStderr(`standard output failed (${error.code ?? error.message}: ${why}): log lines are dropped from now on`);
+}
 
 /**
  * Writes out the lines the logger still holds and ends its stream, waiting at most `timeoutMs`:
@@ -82,12 +110,12 @@ type LogStream = NodeJS.EventEmitter & { end?: () => void };
  * sonic-boom 4's synchronous flush retries a write to a closed pipe (EPIPE: the log reader has
  * gone, as when Ctrl-C stops `npm start | cat`) every 100 ms, forever, on the main thread: such a
  * gateway never exited, and a second signal could not reach it. Ended here, asynchronously, the
- * EPIPE reaches pino's listener (which stops the stream) and the exit hook has nothing left to do.
+ * EPIPE reaches the stream's listener (see silence) and the exit hook has nothing left to do.
  * A reader that is alive but not reading (the pipe full) still holds the exit, as before.
  */
 export function endLog(logger: Logger, timeoutMs: number): Promise<void> {
   const stream = (logger as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
-  if (typeof stream?.end !== 'function') return Promise.resolve();
+  if (typeof stream?.end !== 'function' || silenced.has(stream)) return Promise.resolve();
   const end = stream.end.bind(stream);
   return new Promise((resolve) => {
     const done = () => {

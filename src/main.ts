@@ -1,10 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, parseConfig } from './config.js';
 import { startGateway } from './gateway.js';
+import type { Logger } from 'pino';
 import { createLogger, endLog } from './logger.js';
 
 // How long an exit waits for the last log lines to be written.
 const LOG_END_MS = 2000;
+// The same signal again within this long is one delivered twice (see ShutdownSignals).
+const REPEAT_WINDOW_MS = 1000;
 
 async function main(): Promise<void> {
   let config;
@@ -17,6 +20,13 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger({ level: config.logLevel, pretty: !config.production && process.stdout.isTTY });
+
+  // Handled from here on, not only once the gateway is up: as PID 1 (the container's node) a
+  // signal with no handler is ignored, and a stop sent during start-up would be lost until the
+  // orchestrator's SIGKILL. One received while starting stops the gateway as soon as it is up.
+  const signals = new ShutdownSignals(logger);
+  signals.listen();
+  logger.info({ pid: process.pid, node: process.version }, 'starting');
 
   let gateway;
   try {
@@ -33,18 +43,47 @@ async function main(): Promise<void> {
     'gateway ready',
   );
   if (!config.production) printBanner(gateway.url, gateway.emulator?.url ?? null, gateway.devToken, gateway.demoUrl);
+  signals.started(gateway);
+}
 
-  // Graceful shutdown (see RunningGateway.stop); a second signal means "now", for an operator who won't wait.
-  let stopping = false;
-  const exitAfterLog = (code: number) => endLog(logger, LOG_END_MS).then(() => process.exit(code));
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) {
+/**
+ * Graceful shutdown (see RunningGateway.stop) on SIGTERM, SIGINT or SIGHUP (a closed terminal or
+ * ssh session); a second signal means "now", for an operator who won't wait. The same signal
+ * again within a second is one request delivered twice, not a second: Ctrl-C in a terminal
+ * reaches both `npm start` and the gateway, and npm passes it on.
+ */
+class ShutdownSignals {
+  #first: { signal: NodeJS.Signals; at: number } | null = null;
+  #gateway: { stop(): Promise<{ cutOff: number }> } | null = null;
+
+  constructor(private readonly logger: Logger) {}
+
+  listen(): void {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, (received: NodeJS.Signals) => this.#received(received));
+  }
+
+  /** The gateway is up: a signal received while it started stops it now. */
+  started(gateway: { stop(): Promise<{ cutOff: number }> }): void {
+    this.#gateway = gateway;
+    if (this.#first) this.#stop(gateway);
+  }
+
+  #received(signal: NodeJS.Signals): void {
+    const { logger } = this;
+    if (this.#first) {
+      if (signal === this.#first.signal && performance.now() - this.#first.at < REPEAT_WINDOW_MS) return;
       logger.warn({ signal }, 'second signal, exiting now');
       process.exit(1);
     }
-    stopping = true;
+    this.#first = { signal, at: performance.now() };
+    if (this.#gateway) this.#stop(this.#gateway);
+    else logger.info({ signal }, 'signal received while starting: stopping once started');
+  }
+
+  #stop(gateway: { stop(): Promise<{ cutOff: number }> }): void {
+    const { logger } = this;
     const started = performance.now();
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal: this.#first?.signal }, 'shutting down');
     gateway.stop().then(
       (report) => {
         const durationMs = Math.round(performance.now() - started);
@@ -53,16 +92,18 @@ async function main(): Promise<void> {
         } else {
           logger.info({ ...report, durationMs }, 'stopped: every request in flight finished');
         }
-        return exitAfterLog(0);
+        return this.#exit(0);
       },
       (error: unknown) => {
         logger.error({ err: error instanceof Error ? error.message : String(error) }, 'shutdown failed');
-        return exitAfterLog(1);
+        return this.#exit(1);
       },
     );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  }
+
+  #exit(code: number): Promise<never> {
+    return endLog(this.logger, LOG_END_MS).then(() => process.exit(code));
+  }
 }
 
 function printBanner(url: string, emulatorUrl: string | null, devToken: string | null, demoUrl: string | null): void {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
@@ -42,6 +43,21 @@ async function exitOf(started: Started): Promise<{ code: number | null; stderr: 
   // 'close', not 'exit': by then stdout and stderr are read to their end.
   const [code] = (await once(started.child, 'close')) as [number | null];
   return { code, stderr: started.stderr(), stdout: started.stdout() };
+}
+
+/** A port nothing listens on (just released by the kernel). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function withinSeconds<T>(seconds: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${seconds} s`)), seconds * 1000)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves with the connection error, or null when a connection could be made. */
@@ -251,13 +267,72 @@ describe('the gateway process', () => {
         // The reader of the gateway's stdout goes away (a log shipper that died, `npm start | cat` stopped by Ctrl-C).
         started.child.stdout.destroy();
         started.child.kill('SIGTERM');
-        let timer: NodeJS.Timeout | undefined;
-        const tooLate = new Promise<'still running'>((resolve) => (timer = setTimeout(() => resolve('still running'), 10_000)));
-        const outcome = await Promise.race([exitOf(started), tooLate]);
-        clearTimeout(timer);
-        if (outcome === 'still running') started.child.kill('SIGKILL');
-        expect(outcome).toMatchObject({ code: 0 });
-        expect(started.stderr()).toContain('standard output is closed (EPIPE): the log reader has gone, and log lines are dropped from now on');
+        try {
+          expect(await withinSeconds(10, exitOf(started))).toMatchObject({ code: 0 });
+        } finally {
+          if (started.child.exitCode === null) started.child.kill('SIGKILL');
+        }
+        expect(started.stderr()).toContain('standard output failed (EPIPE: the log reader has gone): log lines are dropped from now on');
+      });
+
+      it('keeps serving, and still exits on SIGTERM, when stdout cannot be written (a full disk)', async () => {
+        const port = await freePort();
+        const full = openSync('/dev/full', 'w');
+        const child = spawn(process.execPath, [MAIN], {
+          env: { PATH: process.env.PATH ?? '', ...productionEnv(emulator), AUTH_JWT_SECRET: secret, PORT: String(port) },
+          cwd: ROOT,
+          stdio: ['ignore', full, 'pipe'],
+        });
+        closeSync(full);
+        let stderr = '';
+        child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const closed = once(child, 'close') as Promise<[number | null]>;
+        try {
+          await waitFor(() => stderr, /standard output failed \(ENOSPC: a write failed\): log lines are dropped from now on/, child as ChildProcessWithoutNullStreams);
+          let answer;
+          for (let i = 0; i < 100 && !answer; i += 1) {
+            answer = await mutate(`http://127.0.0.1:${port}/graphql`, await bearer('full-disk-user')).catch(() => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50)));
+          }
+          expect(answer?.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+          child.kill('SIGTERM');
+          const [code] = await withinSeconds(10, closed);
+          expect(code).toBe(0);
+        } finally {
+          if (child.exitCode === null) child.kill('SIGKILL');
+        }
+      });
+
+      it('stops once started when the signal came while it was starting', async () => {
+        // Redis at a closed port: start-up waits for it (2 s), then goes on degraded.
+        const started = start({ ...productionEnv(emulator), AUTH_JWT_SECRET: secret, REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+        await waitFor(started.stdout, /"msg":"starting"/, started.child);
+        started.child.kill('SIGTERM');
+        const { code, stdout } = await exitOf(started);
+        expect(code).toBe(0);
+        const messages = stdout
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => (JSON.parse(line) as { msg: string }).msg)
+          .filter((msg) => !msg.startsWith('Redis'));
+        expect(messages).toEqual([
+          'starting',
+          'signal received while starting: stopping once started',
+          'gateway ready',
+          'shutting down',
+          'draining: no new connections; waiting for requests in flight',
+          'stopped: every request in flight finished',
+        ]);
+      });
+
+      it('drains on SIGHUP, and takes the same signal twice within a second as one (Ctrl-C reaches npm and node)', async () => {
+        const { started } = await startReady();
+        started.child.kill('SIGHUP');
+        started.child.kill('SIGHUP');
+        const { code, stdout } = await exitOf(started);
+        expect(code).toBe(0);
+        expect(logLines(stdout, 'shutting down')).toEqual([expect.objectContaining({ signal: 'SIGHUP' })]);
+        expect(logLines(stdout, 'second signal')).toEqual([]);
+        expect(logLines(stdout, 'stopped')).toHaveLength(1);
       });
 
       it('exits at once on a second signal', async () => {
