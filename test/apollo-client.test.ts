@@ -94,7 +94,9 @@ describe('persisted queries as Apollo Kotlin and Apollo iOS send them', () => {
   });
   afterAll(() => stack.close());
 
-  // Apollo Kotlin sends hashed queries by GET by default, with its X-APOLLO-OPERATION-NAME header.
+  // Apollo Kotlin sends hashed queries by GET by default. Apollo Kotlin 4 marks every GET with
+  // Apollo-Require-Preflight (it dropped X-APOLLO-OPERATION-NAME, apollo-kotlin#5533); Apollo iOS
+  // still adds X-APOLLO-OPERATION-NAME to every request.
   const QUERY = 'query Workflows { workflows }';
   const persistedQuery = { version: 1, sha256Hash: createHash('sha256').update(QUERY).digest('hex') };
   const hashedGet = async (headers: Record<string, string>) => {
@@ -105,9 +107,13 @@ describe('persisted queries as Apollo Kotlin and Apollo iOS send them', () => {
     return { status: response.status, body: (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] } };
   };
 
-  it('answers a hashed GET with the operation-name header, once the query is registered', async () => {
-    const unknown = await hashedGet({ 'x-apollo-operation-name': 'Workflows' });
-    expect(unknown.body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+  it('answers a hashed GET with either mobile client\'s header, once the query is registered', async () => {
+    const kotlin = { 'apollo-require-preflight': 'true' };
+    const ios = { 'x-apollo-operation-name': 'Workflows' };
+    for (const headers of [kotlin, ios]) {
+      const unknown = await hashedGet(headers);
+      expect(unknown.body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    }
 
     const registered = await stack.post(
       { query: QUERY, operationName: 'Workflows', extensions: { persistedQuery } },
@@ -115,8 +121,10 @@ describe('persisted queries as Apollo Kotlin and Apollo iOS send them', () => {
     );
     expect(registered.body).toEqual({ data: { workflows: ['kyc', 'age'] } });
 
-    const hashed = await hashedGet({ 'x-apollo-operation-name': 'Workflows' });
-    expect(hashed).toEqual({ status: 200, body: { data: { workflows: ['kyc', 'age'] } } });
+    for (const headers of [kotlin, ios]) {
+      const hashed = await hashedGet(headers);
+      expect(hashed).toEqual({ status: 200, body: { data: { workflows: ['kyc', 'age'] } } });
+    }
   });
 
   it('refuses a GET without a non-simple header (CSRF prevention)', async () => {
