@@ -21,7 +21,7 @@ export type Scalars = {
  */
 export type Handoff = {
   __typename?: 'Handoff';
-  /** Link to open on a phone or show as a QR code on a desktop: {public}/capture?url=<encoded mobileUrl>. With IDV_FLOW=deeplink, {public} is the origin of the platform's own mobile URL. */
+  /** Link to open on a phone or show as a QR code on a desktop: {public}/capture?url=<encoded mobileUrl>. With IDV_FLOW=deeplink, {public} is the origin of the platform's own mobile URL followed by the path in front of its final /mobile, if any (https://idv.example.com/idv/mobile?… gives https://idv.example.com/idv/capture?url=…). */
   captureUrl: Scalars['String']['output'];
   /** When the token inside the URLs stops working (ISO 8601). */
   expiresAt: Scalars['DateTime']['output'];
