@@ -44,11 +44,14 @@ describe('parseTimestamp', () => {
     // No offset: read as UTC, never as the gateway's local time.
     ['2026-11-28T00:00:00', '2026-11-28T00:00:00.000Z'],
     ['2028-02-29T00:00Z', '2028-02-29T00:00:00.000Z'],
+    // The last instant RFC 3339 (a four-digit year) can write.
+    ['9999-12-31T23:59:59.999999Z', '9999-12-31T23:59:59.999Z'],
+    ['9999-12-31T23:30:00+01:00', '9999-12-31T22:30:00.000Z'],
   ])('reads %j', (value, iso) => {
     expect(parseTimestamp(value)?.toISOString()).toBe(iso);
   });
 
-  it.each(['', '1', '1764288000', 'tomorrow', '2026-11-28', '2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z', '2026-11-28T24:00:00Z', '2026-11-28T00:00:60Z', '2026-11-28T00:00:00+25:00', 'Sat, 28 Nov 2026 00:00:00 GMT'])(
+  it.each(['', '1', '1764288000', 'tomorrow', '2026-11-28', '2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z', '2026-11-28T24:00:00Z', '2026-11-28T00:00:60Z', '2026-11-28T00:00:00+25:00', 'Sat, 28 Nov 2026 00:00:00 GMT', '9999-12-31T23:30:00-01:00'])(
     'refuses %j',
     (value) => {
       expect(parseTimestamp(value)).toBeNull();

@@ -44,6 +44,8 @@ describe.each(DEEPLINK_FLOWS)('the one-call deeplink answer, IDV_FLOW $name', (f
     ['no url', { expiresAt: '2030-01-01T00:00:00Z' }],
     ['an unparseable expiresAt', { url: `https://idv.example.com/mobile?sessionId=${SESSION_ID}`, expiresAt: 'tomorrow' }],
     ['an impossible expiresAt', { url: `https://idv.example.com/mobile?sessionId=${SESSION_ID}`, expiresAt: '2030-02-30T00:00:00Z' }],
+    // In UTC, the year 10000: no RFC 3339 DateTime can carry it.
+    ['an expiresAt past the year 9999', { url: `https://idv.example.com/mobile?sessionId=${SESSION_ID}`, expiresAt: '9999-12-31T23:30:00-01:00' }],
     ['a numeric expiresAt', { url: `https://idv.example.com/mobile?sessionId=${SESSION_ID}`, expiresAt: 1893456000 }],
     ['no expiresAt', { url: `https://idv.example.com/mobile?sessionId=${SESSION_ID}` }],
   ])('refuses %s as IDV_FAILED, without falling back', async (_name, body) => {

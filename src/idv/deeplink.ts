@@ -40,6 +40,10 @@ export function readDeeplinkAnswer(body: unknown): CreatedDeeplink | { readonly 
   return { url, sessionId, expiresAt: expiry };
 }
 
+// toISOString writes a later instant with a six-digit year ("+010000-…"), which is not RFC 3339:
+// clients parsing the DateTime would refuse it, so the platform's answer is refused instead.
+const LAST_RFC3339_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/;
 
 /**
@@ -63,5 +67,6 @@ export function parseTimestamp(value: string): Date | null {
   const offM = Number(offsetMinutes);
   if (offH > 23 || offM > 59) return null;
   const offsetMs = sign === undefined ? 0 : (sign === '-' ? -1 : 1) * (offH * 60 + offM) * 60_000;
-  return new Date(utc.getTime() - offsetMs);
+  const instant = utc.getTime() - offsetMs;
+  return instant > LAST_RFC3339_INSTANT ? null : new Date(instant);
 }
