@@ -13,7 +13,10 @@ export type Middleware = (req: IncomingMessage, res: ServerResponse, next: (erro
 export function securityHeaders(production: boolean): Middleware {
   return helmet({
     // Apollo Sandbox (development only) runs inline scripts from Apollo's CDN; the production API serves JSON only.
-    contentSecurityPolicy: production ? { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } : false,
+    // Without useDefaults: false helmet merges in its own directives for HTML pages (script-src 'self',
+    // style-src 'unsafe-inline', upgrade-insecure-requests, …), which would allow more than 'none' to
+    // a page production never serves. frame-ancestors is kept: it does not fall back to default-src.
+    contentSecurityPolicy: production ? { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } : false,
   });
 }
 
