@@ -198,6 +198,10 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
 }
 
 function refuseWithoutHost(res: http.ServerResponse): void {
+  // Refused before any route could set helmet's headers or no-store: the two the parser's own
+  // refusals carry (answerClientError), so that no error answer is sniffed or cached.
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Connection', 'close');
   sendJson(res, 400, { errors: [{ message: 'An HTTP/1.1 request needs a Host header.', extensions: { code: 'BAD_REQUEST', retryable: false } }] });
 }

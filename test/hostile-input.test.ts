@@ -123,6 +123,10 @@ describe('hostile and broken requests (production mode)', () => {
   it('refuses an HTTP/1.1 request without Host in the JSON error shape', async () => {
     const answer = await sendRaw(stack.url, 'POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
     expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    // The headers the parser's own refusals carry (answerClientError), though no route runs for it.
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n')).toLowerCase();
+    expect(head).toContain('\r\nx-content-type-options: nosniff\r\n');
+    expect(head).toContain('\r\ncache-control: no-store\r\n');
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
       errors: [{ message: 'An HTTP/1.1 request needs a Host header.', extensions: { code: 'BAD_REQUEST', retryable: false } }],
     });
