@@ -1,11 +1,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { startEmulator } from '../src/emulator/index.js';
 import { healthRoutes, Readiness } from '../src/health.js';
+import { IdvHealthProbe } from '../src/idv/health-probe.js';
 import { eventually } from './support/duplicates.js';
+import { capturingLogger } from './support/log-capture.js';
 import { parsePrometheusText } from './support/prometheus.js';
 import { rawConnection } from './support/raw-http.js';
-import { startStack, type TestStack } from './support/stack.js';
+import { startStack, TEST_API_KEY, WORKFLOW_IDS, type TestStack } from './support/stack.js';
 
 interface Health {
   status: number;
@@ -118,6 +121,33 @@ describe('/readyz and /healthz on a running gateway', () => {
     const down = await pollUntil(readyz, (health) => health.body.dependencies.idv.state === 'down');
     expect(down.status).toBe(200);
     expect(down.body.dependencies.idv).toMatchObject({ state: 'down', reason: 'ETIMEDOUT' });
+  });
+});
+
+describe('the IDV health probe, closed while a probe is in flight', () => {
+  it('drops that probe: the connection its close cuts is not reported as the platform down', async () => {
+    const emulator = await startEmulator({ apiKey: TEST_API_KEY, workflowIds: Object.values(WORKFLOW_IDS) });
+    const { lines, logger } = capturingLogger();
+    const changes: boolean[] = [];
+    const probe = new IdvHealthProbe({ baseUrl: emulator.url, timeoutMs: 10_000, maxAgeMs: 0 }, logger, (up) => changes.push(up));
+    try {
+      emulator.inject('health', { kind: 'hang' }, Number.POSITIVE_INFINITY);
+      // Nothing known yet, so status() waits on the probe itself: its promise settles once the
+      // probe's outcome has been handled, which makes "nothing was reported" a checkable fact.
+      const first = probe.status();
+      await eventually(() => emulator.callCount('health') === 1, 'the probe to reach the platform');
+      probe.close();
+      const answer = await first;
+      expect(lines.filter((line) => line.includes('IDV platform health probe'))).toEqual([]);
+      expect(changes).toEqual([]);
+      expect(answer.state).toBe('unknown');
+      // Closed: no further probe, only the last answer.
+      expect((await probe.status()).state).toBe('unknown');
+      expect(emulator.callCount('health')).toBe(1);
+    } finally {
+      probe.close();
+      await emulator.close();
+    }
   });
 });
 

@@ -34,6 +34,7 @@ export class IdvHealthProbe {
   #last: IdvProbeResult = { state: 'unknown' };
   #lastAt = Number.NEGATIVE_INFINITY;
   #inFlight: Promise<IdvProbeResult> | null = null;
+  #closed = false;
   // No keep-alive: a probe every few seconds is no reason to hold a socket open to the platform.
   readonly #agents = { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) };
 
@@ -46,12 +47,15 @@ export class IdvHealthProbe {
 
   /** The latest known state; starts a fresh probe when it is stale, and waits for it only when nothing is known yet. */
   async status(): Promise<IdvProbeResult> {
-    if (this.now() - this.#lastAt < this.settings.maxAgeMs) return this.#last;
+    // Once closed, the METRICS_PORT listener still answers /readyz until the very end of a shutdown:
+    // it gets the last answer, since a new probe would report on the shutdown, not the platform.
+    if (this.#closed || this.now() - this.#lastAt < this.settings.maxAgeMs) return this.#last;
     const fresh = this.#probe();
     return this.#last.state === 'unknown' ? fresh : this.#last;
   }
 
   close(): void {
+    this.#closed = true;
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
@@ -86,6 +90,9 @@ export class IdvHealthProbe {
       const reason = error instanceof RequestError ? error.code : 'error';
       result = { state: 'down', reason, ...timing(started) };
     }
+    // close() destroys the agents under a probe in flight, which then fails (ECONNRESET): that is
+    // the gateway stopping, not the platform going down, so it changes no state, log or metric.
+    if (this.#closed) return this.#last;
     this.#record(result);
     return result;
   }
