@@ -36,8 +36,8 @@ export interface RunningGateway {
   upstream(): { breaker: BreakerState; active: number; queued: number };
   /**
    * Where idempotency records, in-flight locks and limits live: `active: 'memory'` with
-   * `configured: 'redis'` means Redis is unreachable and the guarantees hold per instance until it
-   * is back. Also in /readyz (`redis`) and the `redis_available` metric.
+   * `configured: 'redis'` means Redis is unreachable (`reason` says why) and the guarantees hold per
+   * instance until it is back. Also in /readyz (`redis`) and the `redis_available` metric.
    */
   sharedState(): SharedStateStatus;
   /** The demo page (development only, when a demo directory was given). */
@@ -139,8 +139,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     closeOnFailure.push(() => state.close());
     // Reported, never failing readiness: without Redis the gateway degrades to per-instance protection.
     readiness.setDependency('redis', () => {
-      const { configured, active } = state.status();
-      return { state: configured === 'memory' ? 'not-configured' : active === 'redis' ? 'up' : 'down' };
+      const { configured, active, reason } = state.status();
+      if (configured === 'memory') return { state: 'not-configured' };
+      return active === 'redis' ? { state: 'up' } : { state: 'down', ...(reason === undefined ? {} : { reason }) };
     });
     const flights = new SharedFlights(state.state, flightSettingsFor(idv.resilience.deadlineMs));
     const verification = new GuardedVerification(

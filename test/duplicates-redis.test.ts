@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { MemoryState } from '../src/state/memory.js';
 import { SharedFlights } from '../src/state/flight.js';
-import { connectRedis, RedisState } from '../src/state/redis.js';
+import { connectRedis, describeRedisError, RedisState } from '../src/state/redis.js';
 import { errorOf, eventually, FOLLOWING, gate, handoffOf, JOINED, logCount, expectOneSession, TEXT } from './support/duplicates.js';
 import { startStack, type TestStack } from './support/stack.js';
 
@@ -330,6 +330,14 @@ describeWithRedis('the cross-instance single flight, when a leader is gone', () 
   });
 });
 
+const UNREACHABLE = 'Redis is unreachable: idempotency, single flight and rate limits now hold per instance only, until it is back';
+const STILL_UNREACHABLE = 'Redis is still unreachable, for another reason';
+
+/** The `err` of each log line with this message, in order. */
+function reasonsLogged(stack: TestStack, message: string): unknown[] {
+  return stack.logs.map((line) => JSON.parse(line) as { msg?: string; err?: unknown }).filter((line) => line.msg === message).map((line) => line.err);
+}
+
 async function readyz(stack: TestStack): Promise<{ status: number; redis: unknown }> {
   const response = await fetch(new URL('/readyz', stack.url));
   const body = (await response.json()) as { dependencies: { redis: unknown } };
@@ -399,15 +407,19 @@ describeWithRedis('a Redis outage mid-run (a redis-server of the test\'s own)', 
     expect(during.reused).toBe(false);
     expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'during' }))).toEqual({ ...during, reused: true });
     expect(handoffOf(await b.startVerification({ token })).reused).toBe(false);
-    expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory' });
-    expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory' });
-    // Reported, never failing readiness.
-    expect(await readyz(a)).toEqual({ status: 200, redis: { state: 'down' } });
+    expect(a.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory', reason: expect.any(String) });
+    expect(b.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory', reason: expect.any(String) });
+    // Reported, never failing readiness, with the reason: the failed command's at first, then the
+    // client's own error once it has tried to reconnect.
+    const refused = `connect ECONNREFUSED 127.0.0.1:${port}`;
+    await eventually(async () => JSON.stringify(await readyz(a)) === JSON.stringify({ status: 200, redis: { state: 'down', reason: refused } }), 'the refused reconnection in /readyz');
     expect(await redisAvailable(a)).toBe('0');
-    // Said once, however many requests ran meanwhile.
-    const unreachable = 'Redis is unreachable: idempotency, single flight and rate limits now hold per instance only, until it is back';
+    // Said once, however many requests ran meanwhile; the new reason once too, however often the
+    // client retried into it (every 100 ms more, so at least twice more in this second).
     handoffOf(await a.startVerification({ token }));
-    expect(logCount(a, unreachable)).toBe(1);
+    await sleep(1000);
+    expect(logCount(a, UNREACHABLE)).toBe(1);
+    expect(reasonsLogged(a, STILL_UNREACHABLE).filter((reason) => reason === refused)).toHaveLength(1);
     expect(a.logs.join('')).not.toContain(`redis://127.0.0.1:${port}`);
 
     redis = await startRedisServer(port);
@@ -420,5 +432,46 @@ describeWithRedis('a Redis outage mid-run (a redis-server of the test\'s own)', 
     expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'after' }))).toEqual({ ...after, reused: true });
     // A key started during the outage still replays on the instance that started it.
     expect(handoffOf(await a.startVerification({ token, idempotencyKey: 'during' }))).toEqual({ ...during, reused: true });
+  });
+});
+
+describeWithRedis('a Redis that refuses the gateway\'s credentials', () => {
+  it('says why (WRONGPASS) in the start-up warning and in /readyz, once, never with the password', async () => {
+    const password = 'not-the-password-5b1e9c';
+    const url = new URL(REDIS_URL ?? '');
+    // Redis 7 refuses an unknown user with WRONGPASS whether or not it requires a password itself,
+    // so the shared Redis serves here unchanged.
+    url.username = 'no-such-user';
+    url.password = password;
+    const stack = await startStack({ REDIS_URL: url.href, REDIS_KEY_PREFIX: `idv-gateway-test:${randomUUID()}:` });
+    try {
+      const wrongpass = 'WRONGPASS invalid username-password pair or user is disabled.';
+      expect(reasonsLogged(stack, UNREACHABLE)).toEqual([wrongpass]);
+      expect(await readyz(stack)).toEqual({ status: 200, redis: { state: 'down', reason: wrongpass } });
+      expect(stack.gateway.sharedState()).toEqual({ configured: 'redis', active: 'memory', reason: wrongpass });
+      // The client keeps retrying (at most 2 s apart) into the same refusal: no further line.
+      await sleep(2100);
+      expect(reasonsLogged(stack, UNREACHABLE)).toEqual([wrongpass]);
+      expect(reasonsLogged(stack, STILL_UNREACHABLE)).toEqual([]);
+      expect(stack.logs.join('')).not.toContain(password);
+      expect(JSON.stringify(await readyz(stack))).not.toContain(password);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('what a Redis error may say in a log line or /readyz', () => {
+  it('is its code and message, never the command it carries, and never the password', () => {
+    const refusal = Object.assign(new Error('WRONGPASS invalid username-password pair or user is disabled.'), {
+      command: { name: 'hello', args: ['3', 'AUTH', 'gateway', 's3cret-pass'] },
+    });
+    expect(describeRedisError(refusal, 's3cret-pass')).toBe('WRONGPASS invalid username-password pair or user is disabled.');
+    const tls = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    expect(describeRedisError(tls, undefined)).toBe('DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate');
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6379'), { code: 'ECONNREFUSED' });
+    expect(describeRedisError(refused, 's3cret-pass')).toBe('connect ECONNREFUSED 10.0.0.5:6379');
+    // Should a message ever repeat the password, it is masked.
+    expect(describeRedisError(new Error('ERR bad value s3cret-pass'), 's3cret-pass')).toBe('ERR bad value ***');
   });
 });

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MemoryState } from './memory.js';
-import type { RedisState } from './redis.js';
+import { describeRedisError, type RedisState } from './redis.js';
 import type { LimitDecision, SharedState, SharedStateStatus } from './store.js';
 
 const PROBE_INTERVAL_MS = 500;
@@ -11,23 +11,39 @@ const PROBE_INTERVAL_MS = 500;
  *
  * The first failed command switches every later one to memory at once (no waiting on a dead
  * Redis per request), logs one warning, and starts a probe; when Redis answers a PING again the
- * gateway switches back and logs that once. Leases and records written to memory meanwhile stay
- * there: they only ever protected this instance, and reads still find them there until they expire.
+ * gateway switches back and logs that once. While degraded, `status` says why (the error that set
+ * it off, then the client's latest), and each new reason is logged once per outage. Leases and
+ * records written to memory meanwhile stay there: they only ever protected this instance, and reads
+ * still find them there until they expire.
  */
 export class FailoverState implements SharedState {
   #degraded = false;
   #probe: NodeJS.Timeout | null = null;
   #closed = false;
+  /** The client's latest connection error since it was last ready, described (describeRedisError). */
+  #lastClientError: string | null = null;
+  /** While degraded: why, for /readyz. */
+  #reason: string | null = null;
+  /** The reasons logged in this outage: a client that retries into the same error every 2 s logs it once. */
+  readonly #logged = new Set<string>();
 
   constructor(
     private readonly redis: RedisState,
     private readonly memory: MemoryState,
     private readonly logger: Logger,
     private readonly onChange: (usingRedis: boolean) => void = () => {},
-  ) {}
+  ) {
+    // The client's own errors say why Redis is unusable (a refused connection, WRONGPASS, NOAUTH,
+    // a TLS failure), which neither a start-up wait running out nor a failed command does.
+    redis.client.on('error', (error) => this.#clientError(error));
+    redis.client.on('ready', () => {
+      this.#lastClientError = null;
+    });
+  }
 
   get status(): SharedStateStatus {
-    return { configured: 'redis', active: this.#degraded ? 'memory' : 'redis' };
+    if (!this.#degraded) return { configured: 'redis', active: 'redis' };
+    return { configured: 'redis', active: 'memory', ...(this.#reason === null ? {} : { reason: this.#reason }) };
   }
 
   /** At start-up: use Redis if it answers soon, otherwise start degraded rather than not at all. */
@@ -40,7 +56,7 @@ export class FailoverState implements SharedState {
         resolve(true);
       });
     });
-    if (!(await ready)) this.degrade(new Error('Redis did not answer at start-up'));
+    if (!(await ready)) this.degrade(this.#lastClientError ?? 'Redis did not answer at start-up');
   }
 
   /** Marks Redis as unusable until the probe sees it answer again. Public for the APQ cache. */
@@ -48,9 +64,11 @@ export class FailoverState implements SharedState {
     if (this.#degraded || this.#closed) return;
     this.#degraded = true;
     this.onChange(false);
-    // The error message only: REDIS_URL (with its password) is never part of what is logged.
+    const reason = this.#describe(cause);
+    this.#reason = reason;
+    this.#logged.add(reason);
     this.logger.warn(
-      { err: cause instanceof Error ? cause.message : String(cause) },
+      { err: reason },
       'Redis is unreachable: idempotency, single flight and rate limits now hold per instance only, until it is back',
     );
     this.#probe = setInterval(() => void this.#tryRecover(), PROBE_INTERVAL_MS);
@@ -61,6 +79,23 @@ export class FailoverState implements SharedState {
     return !this.#degraded;
   }
 
+  #describe(error: unknown): string {
+    // REDIS_URL (with its password) is never part of what is logged or reported.
+    return describeRedisError(error, this.redis.client.options.password);
+  }
+
+  #clientError(error: unknown): void {
+    const reason = this.#describe(error);
+    this.#lastClientError = reason;
+    if (!this.#degraded || this.#closed) return;
+    this.#reason = reason;
+    if (this.#logged.has(reason)) return;
+    this.#logged.add(reason);
+    // A reason that changes during an outage (the command that failed first, then a refused
+    // connection, then WRONGPASS once Redis is back with another password) is news to an operator.
+    this.logger.warn({ err: reason }, 'Redis is still unreachable, for another reason');
+  }
+
   async #tryRecover(): Promise<void> {
     try {
       await this.redis.ping();
@@ -69,6 +104,8 @@ export class FailoverState implements SharedState {
     }
     if (!this.#degraded) return;
     this.#degraded = false;
+    this.#reason = null;
+    this.#logged.clear();
     this.onChange(true);
     if (this.#probe) clearInterval(this.#probe);
     this.#probe = null;

@@ -36,10 +36,27 @@ export function connectRedis(url: string): Redis {
     connectTimeout: 2000,
     retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
   });
-  // Connection errors surface as failed commands (handled by failover.ts); without a listener,
-  // ioredis's 'error' events would crash the process.
+  // Without a listener, ioredis's 'error' events would crash the process. Connection errors also
+  // surface as failed commands; failover.ts listens too and keeps the last one as the reason Redis
+  // is not in use.
   client.on('error', () => {});
   return client;
+}
+
+/**
+ * What a Redis client error may say in a log line or in /readyz: its code and message, nothing
+ * else. Never the error object: ioredis attaches the failed command to it, and for the
+ * connection's handshake (HELLO … AUTH) its arguments are the username and password. Redis's
+ * replies (WRONGPASS, NOAUTH) and Node's socket and TLS errors do not repeat the password, but it
+ * is masked anyway, so that one that ever did could not leak it.
+ */
+export function describeRedisError(error: unknown, password: string | undefined): string {
+  // Duck-typed, not `instanceof Error`: Node's own socket errors come from another realm when the
+  // gateway runs in a vm context (jest), and would be logged as "Error: …" otherwise.
+  const { message, code } = typeof error === 'object' && error !== null ? (error as { message?: unknown; code?: unknown }) : {};
+  const text = typeof message === 'string' ? message : String(error);
+  const described = typeof code === 'string' && !text.includes(code) ? `${code}: ${text}` : text;
+  return password ? described.replaceAll(password, '***') : described;
 }
 
 /** Shared state on Redis, every key under `prefix`, values expiring with PX. */

@@ -48,6 +48,8 @@ export interface SharedState {
 export interface SharedStateStatus {
   readonly configured: 'memory' | 'redis';
   readonly active: 'memory' | 'redis';
+  /** While Redis is configured but not in use: why (its latest error's code and message; never REDIS_URL). */
+  readonly reason?: string;
 }
 
 export interface LimitSettings {
