@@ -47,6 +47,8 @@ describe('hostile and broken requests (production mode)', () => {
     ['a mutation over GET', () => rawRequest(`${stack.url}?query=${encodeURIComponent('mutation { startVerification { sessionId } }')}`, { method: 'GET', headers: { authorization: bearer, 'apollo-require-preflight': 'true' } }), 405, 'BAD_REQUEST'],
     ['a GET without the CSRF preflight header', () => rawRequest(`${stack.url}?query=${encodeURIComponent('{ workflows }')}`, { method: 'GET', headers: { authorization: bearer } }), 400, 'BAD_REQUEST'],
     ['an Accept header that takes no JSON type', () => json({ query: '{ workflows }' }, { accept: 'application/xml' }), 406, 'BAD_REQUEST'],
+    // Refused before it runs: Apollo would start the (paid) session, then answer 406 without it.
+    ['a startVerification whose Accept header takes no JSON type', () => json({ query: START_VERIFICATION }, { accept: 'text/html' }), 406, 'BAD_REQUEST', /does not accept application\/json/],
     ['a PUT', () => rawRequest(stack.url, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: bearer }, body: JSON.stringify({ query: START_VERIFICATION }) }), 405, 'BAD_REQUEST'],
     ['a workflow of the wrong type', () => json({ query: START_VERIFICATION, variables: { input: { workflow: 123 } } }), 400, 'BAD_USER_INPUT'],
     ['input of the wrong type', () => json({ query: START_VERIFICATION, variables: { input: 'kyc' } }), 400, 'BAD_USER_INPUT'],
