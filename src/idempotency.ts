@@ -88,9 +88,12 @@ export class GuardedVerification {
       return { ...shared, reused: true };
     }
     // The upstream work stops when every caller waiting on it has gone away, not when the first
-    // one does: the others that joined it still want the answer.
+    // one does: the others that joined it still want the answer. With a key it does not stop at
+    // all (the deadline still bounds it): an app whose answer was lost (a dropped connection, its
+    // own timeout) retries with the same key, and must get the session the first attempt may
+    // already have started, recorded under the key, not a second one.
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
-    callers.join(context.signal);
+    callers.join(key === null ? context.signal : undefined);
     const upstream: CallContext = { ...context, signal: callers.signal };
     // Sealed with the state secret and what only this caller's request carries (see seal.ts); made once, and only when something is stored or read.
     let sealer: Sealer | undefined;

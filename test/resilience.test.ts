@@ -227,4 +227,25 @@ describe('a caller who goes away', () => {
       await stack.close();
     }
   });
+
+  it('finishes and records a start with an idempotency key, so that the retry gets it instead of a second session', async () => {
+    const stack = await startStack();
+    try {
+      // The session call is on its way when the app's connection drops.
+      stack.emulator.inject('session', { kind: 'delay', ms: 400 }, 1);
+      const token = await stack.token('dropped');
+      const request = http.request(stack.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+      request.on('error', () => undefined);
+      request.end(JSON.stringify({ query: START_VERIFICATION, variables: { input: { idempotencyKey: 'tap-1' } } }));
+      await eventually(() => stack.emulator.callCount('session') === 1, 'the session call');
+      request.destroy();
+      await eventually(() => stack.emulator.sessions.size === 1, 'the session to be created');
+
+      const retry = await stack.startVerification({ token, idempotencyKey: 'tap-1' });
+      expect(retry.body.data.startVerification).toMatchObject({ reused: true, sessionId: [...stack.emulator.sessions.keys()][0] });
+      expect(stack.emulator.callCount('session')).toBe(1);
+    } finally {
+      await stack.close();
+    }
+  });
 });
