@@ -13,8 +13,7 @@ import express from 'express';
 import type { Logger } from 'pino';
 import type { Admit } from './admission.js';
 import type { GatewayContext } from './context.js';
-import Negotiator from 'negotiator';
-import { answerRequestError, errorSummary, sendGraphqlErrors, sendText } from './http-answers.js';
+import { acceptsGraphqlAnswer, answerRequestError, errorSummary, sendNotAcceptable, sendText } from './http-answers.js';
 import { isLoopbackHost } from './local-host.js';
 import type { GatewayMetrics } from './metrics.js';
 import { observeHttpRequest } from './ops-http.js';
@@ -81,7 +80,10 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
   const readAndExecute = (req: IncomingMessage, res: ServerResponse, target: RequestTarget, scope: RequestScope) => {
     // A handoff carries a live credential: no shared cache may keep it.
     res.setHeader('cache-control', 'no-store');
-    if (req.method === 'POST' && !acceptsAnAnswer(req.headers.accept)) return refuseUnacceptable(res);
+    // Apollo chooses the answer's media type only after running the operation: a startVerification
+    // whose Accept takes no JSON type started a (paid) session, then answered 406 without its
+    // handoff. The same 406, before anything runs. (GETs stay Apollo's: the landing page is one.)
+    if (req.method === 'POST' && !acceptsGraphqlAnswer(req.headers.accept)) return sendNotAcceptable(res);
     if (!admit(req, res)) return;
     readJsonBody(req, res, (error) =>
       error ? fail(res, error, scope) : execute(options, req, res, target.search, scope).catch((cause: unknown) => fail(res, cause, scope)),
@@ -150,30 +152,6 @@ async function writeApolloResponse(res: ServerResponse, response: HTTPGraphQLRes
   // Incremental delivery: each part as Apollo yields it.
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
-}
-
-// What Apollo can answer a POST with (its chooseContentTypeForSingleResultResponse).
-const ANSWER_TYPES = ['application/json', 'application/graphql-response+json', 'application/json; callbackSpec=1.0'];
-
-/** Whether the Accept header (absent: anything) takes one of the media types Apollo answers in. */
-function acceptsAnAnswer(accept: string | undefined): boolean {
-  return !accept || new Negotiator({ headers: { accept } }).mediaType(ANSWER_TYPES) !== undefined;
-}
-
-/**
- * Apollo chooses the answer's media type only after running the operation: a startVerification
- * whose Accept takes no JSON type started a (paid) session, then answered 406 without its handoff.
- * The same 406, before anything runs.
- */
-function refuseUnacceptable(res: ServerResponse): void {
-  sendGraphqlErrors(res, 406, {
-    errors: [
-      {
-        message: "An 'accept' header was provided for this request which does not accept application/json or application/graphql-response+json",
-        extensions: { code: 'BAD_REQUEST', retryable: false },
-      },
-    ],
-  });
 }
 
 function refuseLandingPage(res: ServerResponse): void {

@@ -23,6 +23,26 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const GRAPHQL_RESPONSE_TYPE = 'application/graphql-response+json; charset=utf-8';
+// What Apollo answers an operation in (its chooseContentTypeForSingleResultResponse), parameters
+// included: an Accept of `application/json; charset=utf-8` must match as it does there.
+const APOLLO_ANSWER_TYPES = [JSON_TYPE, GRAPHQL_RESPONSE_TYPE, 'application/json; callbackSpec=1.0; charset=utf-8'];
+
+/** Whether an Accept header (absent: anything) takes a media type Apollo answers operations in. */
+export function acceptsGraphqlAnswer(accept: string | undefined): boolean {
+  return !accept || new Negotiator({ headers: { accept } }).mediaType(APOLLO_ANSWER_TYPES) !== undefined;
+}
+
+/** Apollo's 406, with its message, for a request whose Accept takes none of those types. */
+export function sendNotAcceptable(res: ServerResponse): void {
+  sendGraphqlErrors(res, 406, {
+    errors: [
+      {
+        message: "An 'accept' header was provided for this request which does not accept application/json or application/graphql-response+json",
+        extensions: { code: 'BAD_REQUEST', retryable: false },
+      },
+    ],
+  });
+}
 
 /**
  * A GraphQL error answer the gateway writes itself, in the media type the client prefers, chosen

@@ -108,6 +108,9 @@ describe('/graphql without Express', () => {
     ['*/*', 'application/json; charset=utf-8'],
     ['application/graphql-response+json;q=0, application/json', 'application/json; charset=utf-8'],
     ['application/json;q=0.5, application/graphql-response+json', 'application/graphql-response+json; charset=utf-8'],
+    // A charset parameter must match Apollo's types, parameters included, not be refused with 406.
+    ['application/json; charset=utf-8', 'application/json; charset=utf-8'],
+    ['application/graphql-response+json;charset=UTF-8', 'application/graphql-response+json; charset=utf-8'],
   ])('answers a malformed body to "Accept: %s" as %s', async (accept, type) => {
     const response = await post('{"query": "mutation {', { accept });
     expect([response.status, response.headers['content-type']]).toEqual([400, type]);
