@@ -65,7 +65,8 @@ export interface ShutdownReport extends DrainResult {
 const EMULATOR_WORKFLOWS = 'kyc=emulator-kyc-workflow,age=emulator-age-workflow';
 const DEV_USER_ID = 'dev-user';
 const DEV_TOKEN_LIFETIME = '12h';
-// How long shutdown waits for cut-off leaders to write their outcome (a Redis round trip or two; commands time out at 1 s).
+// How long shutdown waits for starts still in flight (a keyed start's kept session call) and for
+// cut-off leaders to write their outcome (a Redis round trip or two; commands time out at 1 s).
 const FLIGHT_SETTLE_MS = 2000;
 
 interface UpstreamTarget {
@@ -199,10 +200,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       // server.stop closed the listener synchronously: from here on new connections are refused.
       logger.info({ inFlight: server.inFlight, graceMs }, 'draining: no new connections; waiting for requests in flight');
       const result = await drained;
+      // Before the upstream client and the state close under them: a keyed start whose caller left
+      // finishes its session call and records the handoff for the retry, and leaders cut off by the
+      // drain write their outcome for followers on other instances.
+      await Promise.all([verification.settle(FLIGHT_SETTLE_MS), flights.settle(FLIGHT_SETTLE_MS)]);
       client.close();
       probe.close();
-      // Leaders cut off by the drain still write their outcome for followers on other instances.
-      await flights.settle(FLIGHT_SETTLE_MS);
       await state.close();
       await emulator?.close();
       // Last, so probes and scrapes see "draining" until the very end.

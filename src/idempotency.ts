@@ -11,6 +11,7 @@
  * its one leader goes through the shared state (SharedFlights, records, limits), which is Redis
  * across instances or in-process with one.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Caller } from './auth.js';
 import { ErrorCode, gatewayError } from './errors.js';
@@ -63,6 +64,17 @@ export class GuardedVerification {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * Waits (at most `timeoutMs`) for the starts in flight on this instance, for shutdown: a keyed
+   * start whose caller went away (its session call kept, see start) finishes and is recorded
+   * before the upstream client and the state are closed under it.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    if (this.#inFlight.size === 0) return;
+    // An unref'd timer, as SharedFlights.settle's: it keeps nothing waiting once they are done.
+    await Promise.race([Promise.allSettled([...this.#inFlight.values()].map((flight) => flight.result)), sleep(timeoutMs, undefined, { ref: false })]);
+  }
+
   get workflowNames(): string[] {
     return this.verification.workflowNames;
   }
@@ -88,13 +100,14 @@ export class GuardedVerification {
       return { ...shared, reused: true };
     }
     // The upstream work stops when every caller waiting on it has gone away, not when the first
-    // one does: the others that joined it still want the answer. With a key it does not stop at
-    // all (the deadline still bounds it): an app whose answer was lost (a dropped connection, its
-    // own timeout) retries with the same key, and must get the session the first attempt may
-    // already have started, recorded under the key, not a second one.
+    // one does: the others that joined it still want the answer. With a key, a session call once
+    // sent is not stopped (the deadline still ends it): an app whose answer was lost (a dropped
+    // connection, its own timeout) retries with the same key, and must get the session the first
+    // attempt may have started, recorded under the key, not a second one. Before it is sent,
+    // nothing can exist yet, and the work stops as for any other start.
     const callers = new Callers((waiting) => this.logger.debug({ waiting }, 'a caller waiting on a start went away'));
-    callers.join(key === null ? context.signal : undefined);
-    const upstream: CallContext = { ...context, signal: callers.signal };
+    callers.join(context.signal);
+    const upstream: CallContext = { ...context, signal: callers.signal, keepSentSession: key !== null };
     // Sealed with the state secret and what only this caller's request carries (see seal.ts); made once, and only when something is stored or read.
     let sealer: Sealer | undefined;
     const seal = () => (sealer ??= key === null ? new Sealer(this.secret, 'tap', caller.userId, params) : new Sealer(this.secret, 'key', caller.userId, key));

@@ -206,7 +206,8 @@ describe('bulkhead', () => {
 });
 
 describe('a caller who goes away', () => {
-  it('stops the upstream work started for them', async () => {
+  // With a key too: before the session call is sent, no session can exist to record.
+  it.each([['without', undefined], ['with', 'tap-0']])('stops the upstream work started for them (%s an idempotency key)', async (_with, idempotencyKey) => {
     const stack = await startStack();
     try {
       stack.emulator.inject('device', { kind: 'delay', ms: 400 }, 1);
@@ -215,7 +216,7 @@ describe('a caller who goes away', () => {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token('leaver')}` },
       });
       request.on('error', () => undefined);
-      request.end(JSON.stringify({ query: START_VERIFICATION }));
+      request.end(JSON.stringify({ query: START_VERIFICATION, variables: { input: idempotencyKey ? { idempotencyKey } : undefined } }));
       await eventually(() => stack.emulator.callCount('device') === 1, 'the device call');
       request.destroy();
       await eventually(() => stack.logs.some((line) => line.includes('caller went away')), 'the abort to be logged');
@@ -244,6 +245,25 @@ describe('a caller who goes away', () => {
       const retry = await stack.startVerification({ token, idempotencyKey: 'tap-1' });
       expect(retry.body.data.startVerification).toMatchObject({ reused: true, sessionId: [...stack.emulator.sessions.keys()][0] });
       expect(stack.emulator.callCount('session')).toBe(1);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('lets such a session call finish when the gateway shuts down meanwhile, instead of cutting it', async () => {
+    const stack = await startStack({ IDV_TIMEOUT_MS: '5000', IDV_DEADLINE_MS: '8000' });
+    try {
+      // Longer than the drain's wait for operations to log (2 s), within the wait for starts (2 s more).
+      stack.emulator.inject('session', { kind: 'delay', ms: 3000 }, 1);
+      const request = http.request(stack.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token('dropped')}` } });
+      request.on('error', () => undefined);
+      request.end(JSON.stringify({ query: START_VERIFICATION, variables: { input: { idempotencyKey: 'tap-2' } } }));
+      await eventually(() => stack.emulator.callCount('session') === 1, 'the session call');
+      request.destroy();
+      await stack.gateway.stop();
+      // The call was answered, not reset by the upstream client closing under it.
+      expect(stack.logs.join('')).not.toContain('IDV session call failed');
+      expect(stack.emulator.sessions.size).toBe(1);
     } finally {
       await stack.close();
     }

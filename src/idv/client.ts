@@ -3,6 +3,7 @@ import https from 'node:https';
 import got, { RequestError, type Got, type Response } from 'got';
 import { readDeeplinkAnswer } from './deeplink.js';
 import {
+  createsSession,
   IdvError,
   type CallContext,
   type CreatedDeeplink,
@@ -151,6 +152,8 @@ export class IdvApiClient implements IdvPlatform {
   ): Promise<unknown> {
     const started = performance.now();
     const { context } = options;
+    // Checked below before sending; once sent, a kept session call is past the caller's reach.
+    const signal = context.keepSentSession && createsSession(step) ? undefined : context.signal;
     // The per-call timeout, cut to what is left of the mutation's deadline.
     const leftMs = context.deadline === undefined ? Infinity : context.deadline - Date.now();
     const timeoutMs = Math.min(this.#timeoutMs, leftMs);
@@ -165,7 +168,7 @@ export class IdvApiClient implements IdvPlatform {
         headers,
         json: options.json,
         searchParams: options.searchParams,
-        signal: context.signal,
+        signal,
         ...(timeoutMs < this.#timeoutMs ? { timeout: { request: timeoutMs } } : {}),
       });
       request.on('downloadProgress', ({ transferred }) => {
@@ -178,7 +181,7 @@ export class IdvApiClient implements IdvPlatform {
     } catch (error) {
       const durationMs = elapsed(started);
       // A timeout cut to what was left of the deadline is the deadline's, not the platform's slowness.
-      const cause = context.signal?.aborted ? 'cancelled' : timeoutMs < this.#timeoutMs && isTimeout(error) ? 'deadline' : undefined;
+      const cause = signal?.aborted ? 'cancelled' : timeoutMs < this.#timeoutMs && isTimeout(error) ? 'deadline' : undefined;
       const failure = tooLarge
         ? new IdvError('invalid-response', step, `answer larger than ${MAX_RESPONSE_BYTES} bytes`, { cause: 'too-large', durationMs })
         : cause

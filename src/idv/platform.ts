@@ -27,6 +27,11 @@ export interface CreatedDeeplink {
 export interface CallContext {
   /** Aborts the upstream call when every caller waiting on it has gone away. */
   readonly signal?: AbortSignal;
+  /**
+   * A call that creates a session, once sent, is no longer aborted by `signal` (only the deadline
+   * ends it): the start carries an idempotency key, and its handoff must be recorded for the retry.
+   */
+  readonly keepSentSession?: boolean;
   /** When the mutation's budget ends (epoch ms); each call's timeout is cut to fit, and no call starts after it. */
   readonly deadline?: number;
   /** Correlates the upstream's logs with ours. */
@@ -85,11 +90,16 @@ export const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
  * such attempts, and gives back those that cannot have cost a session.
  */
 export function mayHaveCreatedSession(error: IdvError): boolean {
-  if (error.step !== 'session' && error.step !== 'deeplink') return false;
+  if (!createsSession(error.step)) return false;
   if (error.kind === 'rejected') return false;
   const { cause, errorCode, status, sent } = error.details;
   if (sent === false || cause === 'circuit-open' || cause === 'retry-after' || status === 429) return false;
   return errorCode === undefined || !NEVER_SENT.has(errorCode);
+}
+
+/** The calls that create a (paid) session on the platform. */
+export function createsSession(step: FailurePoint): boolean {
+  return step === 'session' || step === 'deeplink';
 }
 
 export class IdvError extends Error {
