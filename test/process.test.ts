@@ -325,14 +325,33 @@ describe('the gateway process', () => {
       });
 
       it('drains on SIGHUP, and takes the same signal twice within a second as one (Ctrl-C reaches npm and node)', async () => {
-        const { started } = await startReady();
+        emulator.inject('device', { kind: 'delay', ms: 1500 }, 1);
+        const { started, url } = await startReady();
+        const answer = mutate(url, await bearer('sighup-user'));
+        await untilDeviceCalls(1);
         started.child.kill('SIGHUP');
+        // Sent apart, while the drain waits on the mutation: two kills at once would reach the
+        // process as one pending signal.
+        await waitFor(started.stdout, /"msg":"draining: /, started.child);
         started.child.kill('SIGHUP');
         const { code, stdout } = await exitOf(started);
         expect(code).toBe(0);
+        expect((await answer).data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
         expect(logLines(stdout, 'shutting down')).toEqual([expect.objectContaining({ signal: 'SIGHUP' })]);
         expect(logLines(stdout, 'second signal')).toEqual([]);
-        expect(logLines(stdout, 'stopped')).toHaveLength(1);
+        expect(logLines(stdout, 'stopped')).toEqual([expect.objectContaining({ inFlight: 1, cutOff: 0 })]);
+      });
+
+      it('exits on a second signal when its log reader has gone', async () => {
+        const { started } = await startReady();
+        started.child.stdout.destroy();
+        started.child.kill('SIGTERM');
+        started.child.kill('SIGINT');
+        try {
+          expect((await withinSeconds(10, exitOf(started))).code).not.toBeNull();
+        } finally {
+          if (started.child.exitCode === null) started.child.kill('SIGKILL');
+        }
       });
 
       it('exits at once on a second signal', async () => {
