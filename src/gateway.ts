@@ -140,9 +140,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     closeOnFailure.push(() => state.close());
     // Reported, never failing readiness: without Redis the gateway degrades to per-instance protection.
     readiness.setDependency('redis', () => {
-      const { configured, active, reason } = state.status();
+      const { configured, active, reasonCode } = state.status();
       if (configured === 'memory') return { state: 'not-configured' };
-      return active === 'redis' ? { state: 'up' } : { state: 'down', ...(reason === undefined ? {} : { reason }) };
+      // The code only: the message names addresses, and /readyz is public (the log has it all).
+      return active === 'redis' ? { state: 'up' } : { state: 'down', ...(reasonCode === undefined ? {} : { reason: reasonCode }) };
     });
     const flights = new SharedFlights(state.state, flightSettingsFor(idv.resilience.deadlineMs));
     const verification = new GuardedVerification(

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MemoryState } from './memory.js';
-import { describeRedisError, type RedisState } from './redis.js';
+import { describeRedisError, type RedisFailure, type RedisState } from './redis.js';
 import type { LimitDecision, SharedState, SharedStateStatus } from './store.js';
 
 const PROBE_INTERVAL_MS = 500;
@@ -20,10 +20,10 @@ export class FailoverState implements SharedState {
   #degraded = false;
   #probe: NodeJS.Timeout | null = null;
   #closed = false;
-  /** The client's latest connection error since it was last ready, described (describeRedisError). */
-  #lastClientError: string | null = null;
+  /** The client's latest connection error since it was last ready (describeRedisError). */
+  #lastClientError: RedisFailure | null = null;
   /** While degraded: why, for /readyz. */
-  #reason: string | null = null;
+  #reason: RedisFailure | null = null;
   /** The reasons logged in this outage: a client that retries into the same error every 2 s logs it once. */
   readonly #logged = new Set<string>();
 
@@ -43,7 +43,7 @@ export class FailoverState implements SharedState {
 
   get status(): SharedStateStatus {
     if (!this.#degraded) return { configured: 'redis', active: 'redis' };
-    return { configured: 'redis', active: 'memory', ...(this.#reason === null ? {} : { reason: this.#reason }) };
+    return { configured: 'redis', active: 'memory', ...(this.#reason === null ? {} : { reason: this.#reason.text, reasonCode: this.#reason.code }) };
   }
 
   /** At start-up: use Redis if it answers soon, otherwise start degraded rather than not at all. */
@@ -56,19 +56,22 @@ export class FailoverState implements SharedState {
         resolve(true);
       });
     });
-    if (!(await ready)) this.degrade(this.#lastClientError ?? 'Redis did not answer at start-up');
+    if (!(await ready)) this.#degrade(this.#lastClientError ?? { text: 'Redis did not answer at start-up', code: 'NO_ANSWER' });
   }
 
   /** Marks Redis as unusable until the probe sees it answer again. Public for the APQ cache. */
   degrade(cause: unknown): void {
+    this.#degrade(this.#describe(cause));
+  }
+
+  #degrade(reason: RedisFailure): void {
     if (this.#degraded || this.#closed) return;
     this.#degraded = true;
     this.onChange(false);
-    const reason = this.#describe(cause);
     this.#reason = reason;
-    this.#logged.add(reason);
+    this.#logged.add(reason.text);
     this.logger.warn(
-      { err: reason },
+      { err: reason.text },
       'Redis is unreachable: idempotency, single flight and rate limits now hold per instance only, until it is back',
     );
     this.#probe = setInterval(() => void this.#tryRecover(), PROBE_INTERVAL_MS);
@@ -79,7 +82,7 @@ export class FailoverState implements SharedState {
     return !this.#degraded;
   }
 
-  #describe(error: unknown): string {
+  #describe(error: unknown): RedisFailure {
     // REDIS_URL (with its password) is never part of what is logged or reported.
     return describeRedisError(error, this.redis.client.options.password);
   }
@@ -89,11 +92,11 @@ export class FailoverState implements SharedState {
     this.#lastClientError = reason;
     if (!this.#degraded || this.#closed) return;
     this.#reason = reason;
-    if (this.#logged.has(reason)) return;
-    this.#logged.add(reason);
+    if (this.#logged.has(reason.text)) return;
+    this.#logged.add(reason.text);
     // A reason that changes during an outage (the command that failed first, then a refused
     // connection, then WRONGPASS once Redis is back with another password) is news to an operator.
-    this.logger.warn({ err: reason }, 'Redis is still unreachable, for another reason');
+    this.logger.warn({ err: reason.text }, 'Redis is still unreachable, for another reason');
   }
 
   async #tryRecover(): Promise<void> {

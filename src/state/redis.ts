@@ -43,20 +43,35 @@ export function connectRedis(url: string): Redis {
   return client;
 }
 
+// Shorter ones are not masked: replacing every "6379" or "redis" in a message would garble it,
+// and show what the password is.
+const MIN_MASKED_PASSWORD_LENGTH = 8;
+
+/** Why Redis is not in use: for the log line, and the bare code for the public /readyz. */
+export interface RedisFailure {
+  /** The error's code and message (describeRedisError). */
+  readonly text: string;
+  /** Node's error code (ECONNREFUSED, ETIMEDOUT, …), Redis's reply prefix (WRONGPASS, NOAUTH, …), or ERROR. */
+  readonly code: string;
+}
+
 /**
- * What a Redis client error may say in a log line or in /readyz: its code and message, nothing
- * else. Never the error object: ioredis attaches the failed command to it, and for the
- * connection's handshake (HELLO … AUTH) its arguments are the username and password. Redis's
- * replies (WRONGPASS, NOAUTH) and Node's socket and TLS errors do not repeat the password, but it
- * is masked anyway, so that one that ever did could not leak it.
+ * What a Redis client error may say in a log line: its code and message, nothing else. Never the
+ * error object: ioredis attaches the failed command to it, and for the connection's handshake
+ * (HELLO … AUTH) its arguments are the username and password. Redis's replies (WRONGPASS, NOAUTH)
+ * and Node's socket and TLS errors do not repeat the password, but a long one is masked anyway,
+ * so that one that ever did could not leak it. The message names addresses, so /readyz, which
+ * anyone reaching the port can read, gets only the code.
  */
-export function describeRedisError(error: unknown, password: string | undefined): string {
+export function describeRedisError(error: unknown, password: string | undefined): RedisFailure {
   // Duck-typed, not `instanceof Error`: Node's own socket errors come from another realm when the
   // gateway runs in a vm context (jest), and would be logged as "Error: …" otherwise.
   const { message, code } = typeof error === 'object' && error !== null ? (error as { message?: unknown; code?: unknown }) : {};
   const text = typeof message === 'string' ? message : String(error);
   const described = typeof code === 'string' && !text.includes(code) ? `${code}: ${text}` : text;
-  return password ? described.replaceAll(password, '***') : described;
+  const masked = password && password.length >= MIN_MASKED_PASSWORD_LENGTH ? described.replaceAll(password, '***') : described;
+  const replyPrefix = /^([A-Z][A-Z_]{2,})\b/.exec(text)?.[1];
+  return { text: masked, code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : (replyPrefix ?? 'ERROR') };
 }
 
 /** Shared state on Redis, every key under `prefix`, values expiring with PX. */

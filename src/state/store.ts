@@ -50,6 +50,8 @@ export interface SharedStateStatus {
   readonly active: 'memory' | 'redis';
   /** While Redis is configured but not in use: why (its latest error's code and message; never REDIS_URL). */
   readonly reason?: string;
+  /** The same as a bare code (ECONNREFUSED, WRONGPASS, NO_ANSWER, …): what /readyz shows. */
+  readonly reasonCode?: string;
 }
 
 export interface LimitSettings {
