@@ -156,9 +156,10 @@ export class ResilientIdvPlatform implements IdvPlatform {
         this.#log(failure, attempts, Math.round(performance.now() - started), context);
         throw failure;
       }
-      // Another call's answer may have started a hold while this one waited to retry. (Its own
-      // Retry-After has passed by now, give or take the timer's slack.)
-      const heldMeanwhile = this.#held(step, HOLD_SLACK_MS);
+      // Another call's answer may have started a hold, or opened the circuit of the call this one
+      // is made for, while it waited to retry. (Its own Retry-After has passed by now, give or take
+      // the timer's slack.)
+      const heldMeanwhile = this.#held(step, HOLD_SLACK_MS) ?? this.#openFor(step);
       if (heldMeanwhile) {
         this.#log(failure, attempts, Math.round(performance.now() - started), context);
         throw new IdvError(failure.kind, failure.step, failure.message, { ...failure.details, attempts, retryAfterSeconds: heldMeanwhile.details.retryAfterSeconds });
@@ -219,14 +220,18 @@ export class ResilientIdvPlatform implements IdvPlatform {
 
   /**
    * The failure of a call made only for a next step whose circuit is open (a device for a session),
-   * or null. Only during the cool-down: the circuit turns half-open when a call of its own step
-   * comes after it, so the call made for that one must go ahead then.
+   * or null. While it cools down, and while its probe is out (half-open: the next step's other
+   * calls would only wait for the probe and fail with it). Not once the cool-down is over: the
+   * circuit turns half-open only when a call of its own step comes, so the call made for that
+   * one must go ahead then.
    */
   #openFor(step: IdvStep): IdvError | null {
     const next = MADE_FOR[step];
     if (next === undefined) return null;
     const breaker = this.#breakers[next];
-    if (breaker.policy.state !== CircuitState.Open || Date.now() >= breaker.openedAt + this.settings.breakerCooldownMs) return null;
+    const { state } = breaker.policy;
+    const coolingDown = state === CircuitState.Open && Date.now() < breaker.openedAt + this.settings.breakerCooldownMs;
+    if (!coolingDown && state !== CircuitState.HalfOpen) return null;
     return circuitOpen(step, this.#coolDownLeftSeconds(breaker), next);
   }
 
