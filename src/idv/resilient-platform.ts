@@ -59,10 +59,12 @@ interface StepBreaker {
  * IDV_UNAVAILABLE for the cool-down instead of queueing behind a dead upstream; then one call
  * probes, and a success closes the circuit. Per step, because one breaker for every call never
  * opened when only the session call failed: each mutation's successful device call reset the
- * count. While the session circuit is open no device is made either: it would serve no session. A 408, 429 or 5xx with Retry-After holds every call for that long (at most a
- * minute): they fail at once with IDV_UNAVAILABLE and what is left of the wait, since the platform
- * limits this gateway's key, not one user. Every failed call is logged here, once, with its step,
- * outcome, attempts, duration and request id, and nothing secret.
+ * count. While the session circuit is open no device is made either: it would serve no session.
+ *
+ * A 408, 429 or 5xx with Retry-After holds every call for that long (at most a minute): they fail
+ * at once with IDV_UNAVAILABLE and what is left of the wait, since the platform limits this
+ * gateway's key, not one user. Every failed call is logged here, once, with its step, outcome,
+ * attempts, duration and request id, and nothing secret.
  */
 export class ResilientIdvPlatform implements IdvPlatform {
   readonly #breakers: Record<IdvStep, StepBreaker>;
