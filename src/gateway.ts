@@ -68,6 +68,8 @@ const DEV_TOKEN_LIFETIME = '12h';
 // How long shutdown waits for starts still in flight (a keyed start's kept session call) and for
 // cut-off leaders to write their outcome (a Redis round trip or two; commands time out at 1 s).
 const FLIGHT_SETTLE_MS = 2000;
+// How long, after the upstream client is closed, for starts it cut to record that.
+const CUT_SETTLE_MS = 500;
 
 interface UpstreamTarget {
   readonly baseUrl: string;
@@ -207,6 +209,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       await Promise.all([verification.settle(FLIGHT_SETTLE_MS), flights.settle(FLIGHT_SETTLE_MS)]);
       client.close();
       probe.close();
+      // A start still out then is cut by the close: a moment for it to log that, and for a leader
+      // to tell its followers, before the state closes under them.
+      await Promise.all([verification.settle(CUT_SETTLE_MS), flights.settle(CUT_SETTLE_MS)]);
       await state.close();
       await emulator?.close();
       // Last, so probes and scrapes see "draining" until the very end.

@@ -90,7 +90,13 @@ export class GuardedVerification {
     // Scoped to the caller: the user id is part of every flight and record name.
     const flight = key === null ? stateDigest(this.secret, 'tap', caller.userId, params) : stateDigest(this.secret, 'key', caller.userId, key);
 
-    const joined = this.#inFlight.get(flight);
+    let joined = this.#inFlight.get(flight);
+    // One whose callers have all gone is being stopped: its failure is not this caller's answer.
+    // Once it has ended, this one starts afresh (or joins whoever did meanwhile).
+    while (joined?.callers.signal.aborted) {
+      await joined.result.catch(() => undefined);
+      joined = this.#inFlight.get(flight);
+    }
     if (joined) {
       if (joined.params !== params) throw keyReused();
       joined.callers.join(context.signal);
@@ -162,6 +168,9 @@ export class GuardedVerification {
         return { ...handoff, reused: false };
       },
       sealedCodec(seal, params),
+      // Stopped because every caller here went away: no outcome for followers on other instances,
+      // who still want one; they take over once the lease is dropped.
+      () => context.signal?.aborted === true,
     );
     if (led) return value;
     this.events.replayed('in_flight');

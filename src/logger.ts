@@ -94,12 +94,7 @@ const silenced = new WeakSet<object>();
  */
 function silence(stream: LogStream, error: NodeJS.ErrnoException): void {
   if (silenced.has(stream)) return;
-  silenced.add(stream);
-  const noop = () => {};
-  stream.write = noop;
-  stream.flushSync = noop;
-  stream.end = noop;
-  stream.destroy = noop;
+  turnOff(stream);
   const why = error.code === 'EPIPE' ? 'the log reader has gone' : 'a write failed';
   reportOnStderr(`standard output failed (${error.code ?? error.message}: ${why}): log lines are dropped from now on`);
 }
@@ -127,6 +122,25 @@ export function endLog(logger: Logger, timeoutMs: number): Promise<void> {
     stream.once('error', done);
     end();
   });
+}
+
+/** The stream writes nothing more, now or at exit. */
+function turnOff(stream: LogStream): void {
+  silenced.add(stream);
+  const noop = () => {};
+  stream.write = noop;
+  stream.flushSync = noop;
+  stream.end = noop;
+  stream.destroy = noop;
+}
+
+/**
+ * Drops what the logger has not written yet, for an exit that must not wait: pino's synchronous
+ * flush at exit retries a full pipe (a reader that stopped reading) for as long as it stays full.
+ */
+export function dropLog(logger: Logger): void {
+  const stream = (logger as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+  if (stream && typeof stream.flushSync === 'function') turnOff(stream);
 }
 
 function reportOnStderr(message: string): void {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError, parseConfig } from './config.js';
 import { startGateway, type RunningGateway } from './gateway.js';
-import { createLogger, endLog } from './logger.js';
+import { createLogger, dropLog, endLog } from './logger.js';
 import { SHUTDOWN_SIGNALS } from './shutdown-signals.js';
 
 // How long an exit waits for the last log lines to be written.
@@ -67,7 +67,6 @@ type Stoppable = Pick<RunningGateway, 'stop'>;
  * again within a second is one request delivered twice, not a second: Ctrl-C in a terminal
  * reaches both `npm start` and the gateway, and npm passes it on.
  */
-
 class ShutdownSignals {
   #first: { signal: NodeJS.Signals; at: number } | null = null;
   #gateway: Stoppable | null = null;
@@ -92,8 +91,12 @@ class ShutdownSignals {
     if (this.#first) {
       if (signal === this.#first.signal && performance.now() - this.#first.at < REPEAT_WINDOW_MS) return;
       logger.warn({ signal }, 'second signal, exiting now');
-      void this.#exit(1, SECOND_SIGNAL_LOG_END_MS);
-      return;
+      // "Now": what the log stream has not written by then is dropped, so that pino's synchronous
+      // flush at exit cannot wait on a reader that has stopped reading.
+      void endLog(logger, SECOND_SIGNAL_LOG_END_MS).then(() => {
+        dropLog(logger);
+        process.exit(1);
+      });
       return;
     }
     this.#first = { signal, at: performance.now() };
@@ -122,8 +125,8 @@ class ShutdownSignals {
     );
   }
 
-  #exit(code: number, logEndMs = LOG_END_MS): Promise<never> {
-    return endLog(this.logger, logEndMs).then(() => process.exit(code));
+  #exit(code: number): Promise<never> {
+    return endLog(this.logger, LOG_END_MS).then(() => process.exit(code));
   }
 }
 

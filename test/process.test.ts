@@ -348,7 +348,9 @@ describe('the gateway process', () => {
         started.child.kill('SIGTERM');
         started.child.kill('SIGINT');
         try {
-          expect((await withinSeconds(10, exitOf(started))).code).not.toBeNull();
+          // Either exit may come first (the drain's, 0, or the second signal's, 1): what this is
+          // about is that one comes, where pino's flush at exit used to retry EPIPE forever.
+          expect([0, 1]).toContain((await withinSeconds(10, exitOf(started))).code);
         } finally {
           if (started.child.exitCode === null) started.child.kill('SIGKILL');
         }

@@ -66,8 +66,8 @@ describe('circuit breaker', () => {
     expect(refused.body.errors[0].extensions).toEqual({ code: 'IDV_UNAVAILABLE', retryable: true, retryAfterSeconds: expect.any(Number) });
     expect([emulator.callCount('device') - devices, emulator.callCount('session') - sessions]).toEqual([3, 3]);
 
-    // After the cool-down one start probes the session call; while that probe is out, the next
-    // start makes no device either (it would only wait for the probe).
+    // After the cool-down one start probes the session call; another that comes while the probe is
+    // out makes its device, waits for the probe, and goes through once it succeeds.
     emulator.clearFaults();
     emulator.inject('session', { kind: 'delay', ms: 600 }, 1);
     const otherUser = await stack.token('another-user');
@@ -76,8 +76,7 @@ describe('circuit breaker', () => {
     await eventually(() => stack.gateway.upstream().breaker === 'half-open', 'the probe');
     // Another user's: the same user's would join the probe's start in flight (a double tap).
     const whileProbing = await stack.startVerification({ token: otherUser });
-    expect(whileProbing.body.errors[0].extensions.code).toBe('IDV_UNAVAILABLE');
-    expect(emulator.callCount('device') - devices).toBe(4);
+    expect(whileProbing.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
     expect((await probe).body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
     expect(stack.gateway.upstream().breaker).toBe('closed');
   });

@@ -222,18 +222,16 @@ export class ResilientIdvPlatform implements IdvPlatform {
 
   /**
    * The failure of a call made only for a next step whose circuit is open (a device for a session),
-   * or null. While it cools down, and while its probe is out (half-open: the next step's other
-   * calls would only wait for the probe and fail with it). Not once the cool-down is over: the
-   * circuit turns half-open only when a call of its own step comes, so the call made for that
-   * one must go ahead then.
+   * or null. Only during the cool-down: the circuit turns half-open when a call of its own step
+   * comes after it, so the call made for that one must go ahead then; and while the probe is out,
+   * cockatiel holds the next step's other calls until it answers and lets them through if it
+   * succeeds.
    */
   #openFor(step: IdvStep): IdvError | null {
     const next = MADE_FOR[step];
     if (next === undefined) return null;
     const breaker = this.#breakers[next];
-    const { state } = breaker.policy;
-    const coolingDown = state === CircuitState.Open && Date.now() < breaker.openedAt + this.settings.breakerCooldownMs;
-    if (!coolingDown && state !== CircuitState.HalfOpen) return null;
+    if (breaker.policy.state !== CircuitState.Open || Date.now() >= breaker.openedAt + this.settings.breakerCooldownMs) return null;
     return circuitOpen(step, this.#coolDownLeftSeconds(breaker), next);
   }
 
