@@ -57,7 +57,7 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
     formatters: { log: censorNestedSecrets },
   };
   if (destination) return pino(config, destination);
-  // pino-pretty is a development dependency: an install without them (`npm ci --omit=dev`) run in
+  // pino-pretty is a development dependency: an install without it (`npm ci --omit=dev`) run in
   // a terminal outside production logs JSON instead of failing to start.
   if (options.pretty && prettyAvailable()) {
     return pino({ ...config, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
@@ -81,6 +81,10 @@ function prettyAvailable(): boolean {
 }
 
 type LogStream = NodeJS.EventEmitter & { end?: () => void; write?: unknown; flushSync?: unknown; destroy?: unknown };
+
+function streamOf(logger: Logger): LogStream | undefined {
+  return (logger as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+}
 
 /** Log streams that failed to write and were turned into no-ops. */
 const silenced = new WeakSet<object>();
@@ -109,7 +113,7 @@ function silence(stream: LogStream, error: NodeJS.ErrnoException): void {
  * A reader that is alive but not reading (the pipe full) still holds the exit, as before.
  */
 export function endLog(logger: Logger, timeoutMs: number): Promise<void> {
-  const stream = (logger as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+  const stream = streamOf(logger);
   if (typeof stream?.end !== 'function' || silenced.has(stream)) return Promise.resolve();
   const end = stream.end.bind(stream);
   return new Promise((resolve) => {
@@ -139,7 +143,7 @@ function turnOff(stream: LogStream): void {
  * flush at exit retries a full pipe (a reader that stopped reading) for as long as it stays full.
  */
 export function dropLog(logger: Logger): void {
-  const stream = (logger as unknown as Record<symbol, LogStream | undefined>)[pino.symbols.streamSym];
+  const stream = streamOf(logger);
   if (stream && typeof stream.flushSync === 'function') turnOff(stream);
 }
 

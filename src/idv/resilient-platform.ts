@@ -24,7 +24,7 @@ import {
 type RetryPolicy = 'repeatable' | 'unsent-only';
 
 const RETRY_POLICY: Record<IdvStep, RetryPolicy> = { device: 'repeatable', session: 'unsent-only', deeplink: 'unsent-only' };
-// A device is only ever made for the session call after it: none while that call's circuit is open.
+// A device is only ever made for the session call after it: none while that call's circuit cools down.
 const MADE_FOR: Partial<Record<IdvStep, IdvStep>> = { device: 'session' };
 const STEPS: readonly IdvStep[] = ['device', 'session', 'deeplink'];
 const BACKOFF_BASE_MS = 100;
@@ -59,7 +59,7 @@ interface StepBreaker {
  * IDV_UNAVAILABLE for the cool-down instead of queueing behind a dead upstream; then one call
  * probes, and a success closes the circuit. Per step, because one breaker for every call never
  * opened when only the session call failed: each mutation's successful device call reset the
- * count. While the session circuit is open no device is made either: it would serve no session.
+ * count. While the session circuit cools down no device is made either: it would serve no session.
  *
  * A 408, 429 or 5xx with Retry-After holds every call for that long (at most a minute): they fail
  * at once with IDV_UNAVAILABLE and what is left of the wait, since the platform limits this
