@@ -91,10 +91,17 @@ export class GuardedVerification {
     const flight = key === null ? stateDigest(this.secret, 'tap', caller.userId, params) : stateDigest(this.secret, 'key', caller.userId, key);
 
     let joined = this.#inFlight.get(flight);
-    // One whose callers have all gone is being stopped: its failure is not this caller's answer.
-    // Once it has ended, this one starts afresh (or joins whoever did meanwhile).
+    // One whose callers have all gone is being stopped, yet may still succeed (a kept session
+    // call, a follower of another instance's leader): its handoff is this caller's too, its
+    // failure is not. On a failure this one starts afresh (or joins whoever did meanwhile).
     while (joined?.callers.signal.aborted) {
-      await joined.result.catch(() => undefined);
+      const stopped = joined;
+      const shared = await untilLeft(stopped.result.then((started) => started, () => null), context.signal);
+      if (shared) {
+        if (stopped.params !== params) throw keyReused();
+        this.events.replayed('in_flight');
+        return { ...shared, reused: true };
+      }
       joined = this.#inFlight.get(flight);
     }
     if (joined) {
@@ -254,6 +261,22 @@ class Callers {
 
   #settle(signal: AbortSignal): void {
     if (this.#waiting === 0 && !this.#unbounded) this.#controller.abort(signal.reason);
+  }
+}
+
+/** `outcome`, unless `signal` aborts first (the caller went away): then a rejection, at once. */
+async function untilLeft<T>(outcome: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return outcome;
+  let onAbort = () => {};
+  const left = new Promise<never>((_, reject) => {
+    onAbort = () => reject(gatewayError(ErrorCode.IDV_UNAVAILABLE, 'The request was cancelled.'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([outcome, left]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 

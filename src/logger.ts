@@ -66,6 +66,11 @@ export function createLogger(options: { level: LogLevel; pretty: boolean }, dest
   // stalls requests. Lines logged while a write is in flight go out together in the next one,
   // nothing is held back when idle (no minLength), and pino flushes synchronously when the process
   // exits, a crash included; only a SIGKILL can lose lines.
+  // Node's process.stdout, once created, puts fd 1 in non-blocking mode when it is a pipe: a write
+  // to a full pipe then fails with EAGAIN (which sonic-boom retries) instead of blocking a
+  // thread-pool thread that process.exit would wait on (the second signal's exit: dropLog). A
+  // dependency happens to create it today; created here on purpose.
+  void process.stdout.fd;
   const stdout = pino.destination({ dest: 1, sync: false });
   stdout.on('error', (error: NodeJS.ErrnoException) => silence(stdout, error));
   return pino(config, stdout);

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -8,7 +9,7 @@ import { MemoryState } from '../src/state/memory.js';
 import { SharedFlights } from '../src/state/flight.js';
 import { connectRedis, describeRedisError, RedisState } from '../src/state/redis.js';
 import { errorOf, eventually, FOLLOWING, gate, handoffOf, JOINED, logCount, expectOneSession, TEXT } from './support/duplicates.js';
-import { startStack, type TestStack } from './support/stack.js';
+import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
 const run = promisify(execFile);
 
@@ -119,6 +120,29 @@ describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instan
     expect(again.reused).toBe(false);
     expect(again.sessionId).not.toBe(first.sessionId);
     expect(b.logs.join('')).toContain('an idempotency record could not be read; treated as absent');
+  });
+
+  it('gives a double tap the handoff of an earlier one whose caller left while it followed the other instance', async () => {
+    const token = await a.token('left-follower');
+    const held = gate();
+    a.emulator.inject('device', { kind: 'hold', until: held.until });
+    const sessionsBefore = a.emulator.sessions.size;
+    const leader = b.startVerification({ token });
+    await eventually(() => b.gateway.upstream().active === 1, 'the leader on b to reach the platform');
+    // A tap on a follows b's start, and its caller goes away: a's start is stopped, yet still waits on b.
+    const followingBefore = logCount(a, FOLLOWING);
+    const left = http.request(a.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+    left.on('error', () => undefined);
+    left.end(JSON.stringify({ query: START_VERIFICATION }));
+    await eventually(() => logCount(a, FOLLOWING) > followingBefore, 'the tap on a to follow');
+    left.destroy();
+    await eventually(() => a.logs.some((line) => line.includes('a caller waiting on a start went away')), 'the tap to be stopped');
+    // Another tap on a, while the stopped one is still in flight there: b's handoff, not a second session.
+    const third = a.startVerification({ token });
+    held.open();
+    const first = handoffOf(await leader);
+    expect(handoffOf(await third)).toEqual({ ...first, reused: true });
+    expect(a.emulator.sessions.size - sessionsBefore).toBe(1);
   });
 
   it('reports Redis as the state in use, in /readyz and the metrics too', async () => {
