@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
@@ -54,10 +54,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function withinSeconds<T>(seconds: number, promise: Promise<T>): Promise<T> {
+/** `exited`, or, after `seconds`, a rejection with the child killed: a process that hangs must not outlive its test. */
+function exitWithin<T>(seconds: number, child: ChildProcess, exited: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${seconds} s`)), seconds * 1000)));
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`still running after ${seconds} s`));
+    }, seconds * 1000);
+  });
+  return Promise.race([exited, late]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves with the connection error, or null when a connection could be made. */
@@ -267,11 +273,7 @@ describe('the gateway process', () => {
         // The reader of the gateway's stdout goes away (a log shipper that died, `npm start | cat` stopped by Ctrl-C).
         started.child.stdout.destroy();
         started.child.kill('SIGTERM');
-        try {
-          expect(await withinSeconds(10, exitOf(started))).toMatchObject({ code: 0 });
-        } finally {
-          if (started.child.exitCode === null) started.child.kill('SIGKILL');
-        }
+        expect(await exitWithin(10, started.child, exitOf(started))).toMatchObject({ code: 0 });
         expect(started.stderr()).toContain('standard output failed (EPIPE: the log reader has gone): log lines are dropped from now on');
       });
 
@@ -295,7 +297,7 @@ describe('the gateway process', () => {
           }
           expect(answer?.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
           child.kill('SIGTERM');
-          const [code] = await withinSeconds(10, closed);
+          const [code] = await exitWithin(10, child, closed);
           expect(code).toBe(0);
         } finally {
           if (child.exitCode === null) child.kill('SIGKILL');
@@ -347,13 +349,9 @@ describe('the gateway process', () => {
         started.child.stdout.destroy();
         started.child.kill('SIGTERM');
         started.child.kill('SIGINT');
-        try {
-          // Either exit may come first (the drain's, 0, or the second signal's, 1): what this is
-          // about is that one comes, where pino's flush at exit used to retry EPIPE forever.
-          expect([0, 1]).toContain((await withinSeconds(10, exitOf(started))).code);
-        } finally {
-          if (started.child.exitCode === null) started.child.kill('SIGKILL');
-        }
+        // Either exit may come first (the drain's, 0, or the second signal's, 1): what this is
+        // about is that one comes, where pino's flush at exit used to retry EPIPE forever.
+        expect([0, 1]).toContain((await exitWithin(10, started.child, exitOf(started))).code);
       });
 
       it('exits at once on a second signal', async () => {
