@@ -8,6 +8,9 @@ import { Redis } from 'ioredis';
 import { MemoryState } from '../src/state/memory.js';
 import { SharedFlights } from '../src/state/flight.js';
 import { connectRedis, describeRedisError, RedisState } from '../src/state/redis.js';
+import { APQ_SHARING, ApqCache } from '../src/state/apq-cache.js';
+import { FailoverState } from '../src/state/failover.js';
+import { capturingLogger } from './support/log-capture.js';
 import { errorOf, eventually, FOLLOWING, gate, handoffOf, JOINED, logCount, expectOneSession, TEXT } from './support/duplicates.js';
 import { START_VERIFICATION, startStack, type TestStack } from './support/stack.js';
 
@@ -206,6 +209,70 @@ describeWithRedis(`duplicate protection on Redis (REDIS_URL), two gateway instan
     const headers = { authorization: `Bearer ${await a.token()}` };
     expect((await a.post({ query, extensions }, headers)).body.data).toEqual({ workflows: ['kyc', 'age'] });
     expect((await b.post({ extensions }, headers)).body).toEqual({ data: { workflows: ['kyc', 'age'] } });
+  });
+
+  it('keeps a persisted query past the shared size bound on its own instance, out of Redis', async () => {
+    // Valid and within the token limit: comments are not tokens, so a caller can pad any query.
+    const query = `query Padded { workflows }\n${`# ${'x'.repeat(1000)}\n`.repeat(20)}`;
+    expect(Buffer.byteLength(query)).toBeGreaterThan(APQ_SHARING.maxBytes);
+    const sha256Hash = createHash('sha256').update(query).digest('hex');
+    const extensions = { persistedQuery: { version: 1, sha256Hash } };
+    const headers = { authorization: `Bearer ${await a.token()}` };
+    expect((await a.post({ query, extensions }, headers)).body).toEqual({ data: { workflows: ['kyc', 'age'] } });
+    expect((await a.post({ extensions }, headers)).body).toEqual({ data: { workflows: ['kyc', 'age'] } });
+    expect((await b.post({ extensions }, headers)).body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    const client = new Redis(REDIS_URL ?? '');
+    try {
+      expect(await client.exists(`${prefix}apq:${sha256Hash}`)).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
+
+describeWithRedis('the APQ cache on Redis', () => {
+  const prefix = `idv-gateway-test:${randomUUID()}:`;
+  const client = new Redis(REDIS_URL ?? '', { lazyConnect: true });
+  afterAll(async () => {
+    client.disconnect();
+    await deletePrefix(REDIS_URL ?? '', prefix);
+  });
+
+  it('shares at most its budget of new queries per window, keeps the rest on the instance and says so once', async () => {
+    const windowSeconds = 3600;
+    // Not across a window's end: the count would start again halfway.
+    const leftMs = windowSeconds * 1000 - (Date.now() % (windowSeconds * 1000));
+    if (leftMs < 3000) await sleep(leftMs + 100);
+    const { lines, logger } = capturingLogger('warn');
+    const redis = new RedisState(connectRedis(REDIS_URL ?? ''), prefix, null);
+    const failover = new FailoverState(redis, new MemoryState(null), logger);
+    await failover.connect(2000);
+    const cache = new ApqCache(redis, failover, prefix, logger, { maxBytes: 1024, newPerWindow: 2, windowSeconds });
+    try {
+      await cache.set('apq:one', 'query One { workflows }', { ttl: 60 });
+      await cache.set('apq:two', 'query Two { workflows }', { ttl: 60 });
+      // Already shared: registered again by another client, it takes nothing from the budget.
+      await cache.set('apq:one', 'query One { workflows }', { ttl: 60 });
+      await cache.set('apq:three', 'query Three { workflows }', { ttl: 60 });
+      await cache.set('apq:four', 'query Four { workflows }', { ttl: 60 });
+      expect(await client.mget(['one', 'two', 'three', 'four'].map((name) => `${prefix}apq:${name}`))).toEqual([
+        'query One { workflows }',
+        'query Two { workflows }',
+        null,
+        null,
+      ]);
+      expect(await cache.get('apq:three')).toBe('query Three { workflows }');
+      expect(await client.ttl(`${prefix}apq:one`)).toBeGreaterThan(50);
+      const budgetTtl = await client.ttl(`${prefix}apq-budget:${Math.floor(Date.now() / 1000 / windowSeconds)}`);
+      expect(budgetTtl).toBeGreaterThan(0);
+      expect(budgetTtl).toBeLessThanOrEqual(windowSeconds);
+      const warnings = lines.filter((line) => line.includes('shared budget of new queries is spent'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0] ?? '{}')).toMatchObject({ level: 40, newPerWindow: 2, windowSeconds });
+      expect(failover.status.active).toBe('redis');
+    } finally {
+      await failover.close();
+    }
   });
 });
 

@@ -40,7 +40,7 @@ export async function openState(
   return {
     state: failover,
     // Apollo's own keys already start with `apq:`.
-    apqCache: new ApqCache(redis, failover, settings.keyPrefix),
+    apqCache: new ApqCache(redis, failover, settings.keyPrefix, logger),
     status: () => failover.status,
     close: () => failover.close(),
   };

@@ -15,11 +15,20 @@ const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('
 return 0`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
+// A persisted query is shared only within the window's budget of new ones: a query already there
+// costs nothing, a new one takes one from the count (KEYS[2]), which expires with its window.
+const SHARE_QUERY = `if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+local taken = redis.call('INCR', KEYS[2])
+if taken == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+if taken > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`;
 
-interface LeaseCommands {
+interface ScriptCommands {
   idvClaim(key: string, owner: string, ttlMs: number): Promise<string | null>;
   idvRenew(key: string, owner: string, ttlMs: number): Promise<number>;
   idvRelease(key: string, owner: string): Promise<number>;
+  idvShareQuery(key: string, budgetKey: string, text: string, ttlSeconds: number, budget: number, windowSeconds: number): Promise<number>;
 }
 
 /**
@@ -77,7 +86,7 @@ export function describeRedisError(error: unknown, password: string | undefined)
 /** Shared state on Redis, every key under `prefix`, values expiring with PX. */
 export class RedisState implements SharedState {
   readonly shared = true;
-  readonly #commands: LeaseCommands;
+  readonly #commands: ScriptCommands;
   readonly #limiter: RateLimiterRedis | null;
 
   constructor(
@@ -88,7 +97,8 @@ export class RedisState implements SharedState {
     client.defineCommand('idvClaim', { numberOfKeys: 1, lua: CLAIM });
     client.defineCommand('idvRenew', { numberOfKeys: 1, lua: RENEW });
     client.defineCommand('idvRelease', { numberOfKeys: 1, lua: RELEASE });
-    this.#commands = client as unknown as LeaseCommands;
+    client.defineCommand('idvShareQuery', { numberOfKeys: 2, lua: SHARE_QUERY });
+    this.#commands = client as unknown as ScriptCommands;
     this.#limiter =
       limit === null
         ? null
@@ -123,6 +133,17 @@ export class RedisState implements SharedState {
 
   async write(key: string, value: string, ttlMs: number): Promise<void> {
     await this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  /**
+   * Stores a persisted query's text for every instance, unless it is new and this window's budget
+   * of new ones (`budget` per `windowSeconds`, counted across instances) is spent. True when the
+   * text is stored (now or before).
+   */
+  async shareQuery(key: string, text: string, ttlSeconds: number, budget: { count: number; windowSeconds: number }, now = Date.now()): Promise<boolean> {
+    const window = Math.floor(now / 1000 / budget.windowSeconds);
+    const budgetKey = `${this.prefix}apq-budget:${window}`;
+    return (await this.#commands.idvShareQuery(this.prefix + key, budgetKey, text, ttlSeconds, budget.count, budget.windowSeconds)) === 1;
   }
 
   async consume(subject: string): Promise<LimitDecision> {
