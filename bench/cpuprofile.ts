@@ -40,7 +40,7 @@ export function packageOf(url: string, functionName: string): string {
   return url;
 }
 
-function shortUrl(url: string): string {
+export function shortUrl(url: string): string {
   const inModules = /node_modules\/(.*)$/.exec(url);
   if (inModules) return inModules[1] as string;
   const inDist = /\/(dist\/.*)$/.exec(url);

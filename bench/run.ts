@@ -3,6 +3,7 @@
  *   --quick                 short warm-up and duration, one round (a smoke run)
  *   --burst                 the burst scenario instead (burst.ts)
  *   --profile               profile the gateway under load instead (profile.ts)
+ *   --alloc                 bytes allocated per mutation by each target instead (alloc.ts)
  *   --rounds N --duration S --warmup S --connections N --rate R --only throughput|latency
  * See the README's "Performance" section for how to read the output.
  */
@@ -11,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { runAllocation } from './alloc.js';
 import { runBurst } from './burst.js';
 import { load } from './load.js';
 import { canPin, cpuTimeMs, peakRssMb, resetPeakRss, stolenMs, type Service } from './processes.js';
@@ -34,6 +36,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     burst: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     duration: { type: 'string' },
     warmup: { type: 'string' },
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
   console.log(`idv-gateway benchmark: ${environment}`);
   if (args.burst) return runBurst({ quick, resultsDir: RESULTS_DIR });
   // The profile covers the gateway's whole life, its warm-up included: a short one by default.
+  if (args.alloc) return runAllocation({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 20 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
   if (args.profile) return runProfile({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 10 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
   console.log(`rounds ${settings.rounds}, ${settings.durationSeconds} s each, after a warm-up per target of ${settings.warmupSeconds} s in a closed loop (then ${settleSeconds} s at the fixed rate, where there is one)`);
 

@@ -1,3 +1,4 @@
+import { summarizeAllocations, type SamplingProfile } from '../bench/alloc.js';
 import { classify } from '../bench/burst.js';
 import { packageOf, summarizeProfile, type CpuProfile } from '../bench/cpuprofile.js';
 import { isHandoff } from '../bench/load.js';
@@ -29,6 +30,38 @@ describe('benchmark helpers', () => {
     const scenario = (rounds: ReturnType<typeof round>[]): ScenarioResult => ({ name: 'latency', description: '', upstreamLatencyMs: 20, overallRate: 300, connections: 1, targets: [{ name: 'gateway', spec: { kind: 'gateway', flow: 'ephemeral' }, rounds }] });
     expect(stealSpread([scenario([round(1), round(3)]), scenario([round(2)])])).toEqual({ server: { median: 2, min: 1, max: 3 }, client: { median: 4, min: 2, max: 6 } });
     expect(stealSpread([scenario([round()])])).toBeUndefined();
+  });
+
+  it('sums an allocation profile by function and by package, a native function\'s bytes going to its JavaScript caller\'s package', () => {
+    const frame = (functionName: string, url: string, lineNumber = 0) => ({ functionName, url, lineNumber });
+    const profile: SamplingProfile = {
+      head: {
+        callFrame: frame('(root)', ''),
+        selfSize: 0,
+        children: [
+          {
+            callFrame: frame('Options', 'file:///app/node_modules/got/dist/source/core/options.js', 384),
+            selfSize: 100,
+            children: [{ callFrame: frame('assign', ''), selfSize: 40, children: [] }],
+          },
+          {
+            callFrame: frame('start', 'file:///app/dist/idempotency.js', 58),
+            selfSize: 10,
+            children: [
+              { callFrame: frame('Map', ''), selfSize: 5, children: [] },
+              { callFrame: frame('nextTick', 'node:internal/process/task_queues', 102), selfSize: 3, children: [] },
+            ],
+          },
+          { callFrame: frame('(V8 API)', ''), selfSize: 7, children: [] },
+        ],
+      },
+    };
+    const summary = summarizeAllocations(profile);
+    expect(summary.bytes).toBe(165);
+    expect(Object.fromEntries(summary.packages)).toEqual({ got: 140, 'gateway (dist/)': 15, 'node core': 3, '(root)': 7 });
+    expect(summary.functions.get('Options got/dist/source/core/options.js:385')).toBe(100);
+    expect(summary.functions.get('assign (native)')).toBe(40);
+    expect(summary.functions.get('start dist/idempotency.js:59')).toBe(10);
   });
 
   it('percentile is nearest-rank over sorted values', () => {
