@@ -9,6 +9,7 @@ import type { Authenticate } from './auth.js';
 import type { HttpSettings, OperationLimits } from './config.js';
 import type { GatewayContext } from './context.js';
 import { demoRouter, type DemoOptions } from './demo.js';
+import { boundedDocumentStore } from './document-store.js';
 import { HttpDrain, type DrainResult } from './drain.js';
 import { admission, ConnectionArrivals } from './admission.js';
 import { APQ_TTL_SECONDS } from './state/apq-cache.js';
@@ -87,6 +88,9 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     includeStacktraceInErrorResponses: false,
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
+    // Sized by the heap a document holds, not its JSON: Apollo's default let comment-padded
+    // documents, unauthenticated, grow it without bound (document-store.ts).
+    documentStore: boundedDocumentStore(),
     allowBatchedHttpRequests: false,
     ...(options.apqCache ? { persistedQueries: { cache: options.apqCache, ttl: APQ_TTL_SECONDS } } : {}),
     csrfPrevention: true,
