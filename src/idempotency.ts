@@ -12,6 +12,7 @@
  * across instances or in-process with one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
 import type { Caller } from './auth.js';
 import { ErrorCode, gatewayError } from './errors.js';
@@ -176,8 +177,11 @@ export class GuardedVerification {
       },
       sealedCodec(seal, params),
       // Stopped because every caller here went away: no outcome for followers on other instances,
-      // who still want one; they take over once the lease is dropped.
-      () => context.signal?.aborted === true,
+      // who still want one; they take over once the lease is dropped. Nor for RATE_LIMITED: it is
+      // decided before any upstream call, a follower taking over is told the same by one Redis
+      // command, and a result key per refusal (60 s of Redis memory each, whatever the rate a
+      // caller over their limit keeps sending at) would let one caller fill the shared Redis.
+      (error) => context.signal?.aborted === true || isRateLimited(error),
     );
     if (led) return value;
     this.events.replayed('in_flight');
@@ -298,6 +302,10 @@ function keyReused() {
     'This idempotencyKey was already used with other parameters (workflow or locale). Use a new key for a different request.',
     { extensions: { field: 'idempotencyKey', reason: 'IDEMPOTENCY_KEY_REUSED' } },
   );
+}
+
+function isRateLimited(error: unknown): boolean {
+  return error instanceof GraphQLError && error.extensions.code === ErrorCode.RATE_LIMITED;
 }
 
 function rateLimited(retryAfterMs: number) {

@@ -301,6 +301,28 @@ describeWithRedis('the per-caller limit on Redis, across two instances', () => {
     }
     expect(a.emulator.callCount('session')).toBe(3);
   });
+
+  it('keeps nothing in Redis for a refusal, whatever the rate a caller over the limit sends at', async () => {
+    const token = await a.token('over-limit-user');
+    for (let i = 0; i < 3; i += 1) handoffOf(await a.startVerification({ token }));
+    const keys = async (kind: string) => {
+      const client = new Redis(REDIS_URL ?? '');
+      try {
+        return (await client.keys(`${prefix}${kind}:*`)).length;
+      } finally {
+        client.disconnect();
+      }
+    };
+    const results = await keys('result');
+    // Each with its own key, so none joins another in this process: each leads a flight of its own.
+    for (let i = 0; i < 60; i += 1) {
+      const stack = i % 2 === 0 ? a : b;
+      expect(errorOf(await stack.startVerification({ token, idempotencyKey: `refused-${i}` })).extensions.code).toBe('RATE_LIMITED');
+    }
+    // Before, each refusal wrote its outcome for followers: a result key of 60 s apiece.
+    expect(await keys('result')).toBe(results);
+    expect(await keys('lock')).toBe(0);
+  });
 });
 
 describeWithRedis('an instance shut down while it leads a start others wait on', () => {

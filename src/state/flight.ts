@@ -77,15 +77,16 @@ export class SharedFlights {
   /**
    * Runs `work` once for all concurrent callers of `key`; `led` says whether this caller did it.
    * `onFollow` is called each time this caller starts waiting on another's work (for logs).
-   * `abandoned` says, when the work failed, whether it was only given up (its callers left): then
-   * no outcome is written, and followers take over once the lease is dropped.
+   * `unshared` says, when the work failed, whether its failure is not for followers: the work was
+   * only given up (its callers left), or refused in a way each follower can be told as cheaply by
+   * leading itself. Then no outcome is written, and followers take over once the lease is dropped.
    */
   async run<T>(
     key: string,
     onFollow: () => void,
     work: () => Promise<T>,
     codec: FlightCodec<T>,
-    abandoned: () => boolean = () => false,
+    unshared: (error: unknown) => boolean = () => false,
   ): Promise<{ value: T; led: boolean }> {
     // Nobody else can see this state: no one to coordinate with beyond this process's own join,
     // and nothing to encode.
@@ -98,7 +99,7 @@ export class SharedFlights {
       const nonce = randomBytes(16).toString('base64url');
       const holder = await this.state.claim(`lock:${key}`, nonce, this.settings.leaseMs);
       if (holder === nonce) {
-        const lead = this.#lead(key, nonce, work, codec, abandoned);
+        const lead = this.#lead(key, nonce, work, codec, unshared);
         this.#leading.add(lead);
         try {
           return { value: await lead, led: true };
@@ -114,7 +115,7 @@ export class SharedFlights {
     }
   }
 
-  async #lead<T>(key: string, nonce: string, work: () => Promise<T>, codec: FlightCodec<T>, abandoned: () => boolean): Promise<T> {
+  async #lead<T>(key: string, nonce: string, work: () => Promise<T>, codec: FlightCodec<T>, unshared: (error: unknown) => boolean): Promise<T> {
     const { leaseMs, resultTtlMs } = this.settings;
     const renewal = setInterval(() => {
       this.state.renew(`lock:${key}`, nonce, leaseMs).catch(() => {});
@@ -124,7 +125,7 @@ export class SharedFlights {
       try {
         value = await work();
       } catch (error) {
-        if (!abandoned()) await this.state.write(`result:${nonce}`, JSON.stringify(shareable(error)), resultTtlMs).catch(() => {});
+        if (!unshared(error)) await this.state.write(`result:${nonce}`, JSON.stringify(shareable(error)), resultTtlMs).catch(() => {});
         throw error;
       }
       const outcome: Outcome = { ok: true, value: codec.encode(value) };
