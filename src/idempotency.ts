@@ -97,6 +97,7 @@ export class GuardedVerification {
     // failure is not. On a failure this one starts afresh (or joins whoever did meanwhile).
     while (joined?.callers.signal.aborted) {
       const stopped = joined;
+      this.logger.debug({ requestId: context.requestId, idempotencyKey: key !== null }, 'waiting on an identical start whose callers all went away');
       const shared = await untilLeft(stopped.result.then((started) => started, () => null), context.signal);
       if (shared) {
         if (stopped.params !== params) throw keyReused();

@@ -146,6 +146,44 @@ describe('duplicate protection, in process', () => {
     expect(stack.emulator.sessions.get(handoff.sessionId)?.metadata).toEqual({ externalUserId: 'leaving-tapper' });
   });
 
+  describe('a keyed start whose caller went away once its session call was sent', () => {
+    const WAITING_ON_STOPPED = 'waiting on an identical start whose callers all went away';
+
+    /** The first attempt sent, its session call held, its caller gone; then the app's retry with the same key, waiting on it. */
+    async function retryWhileTheFirstIsHeld(user: string, sessionAnswer?: Parameters<typeof stack.emulator.inject>[1]) {
+      const token = await stack.token(user);
+      const idempotencyKey = `stopped-${randomUUID()}`;
+      const leftBefore = logCount(stack, LEFT);
+      const waitingBefore = logCount(stack, WAITING_ON_STOPPED);
+      const held = gate();
+      stack.emulator.inject('session', { kind: 'hold', until: held.until, ...(sessionAnswer ? { then: sessionAnswer } : {}) });
+      const leaver = http.request(stack.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+      leaver.on('error', () => undefined);
+      leaver.end(JSON.stringify({ query: START_VERIFICATION, variables: { input: { idempotencyKey } } }));
+      await eventually(() => stack.emulator.callCount('session') === 1, 'the first attempt\'s session call');
+      leaver.destroy();
+      await eventually(() => logCount(stack, LEFT) - leftBefore === 1, 'the first caller to be seen leaving');
+      const retry = stack.startVerification({ token, idempotencyKey });
+      await eventually(() => logCount(stack, WAITING_ON_STOPPED) - waitingBefore === 1, 'the retry to wait on the first attempt');
+      held.open();
+      return retry;
+    }
+
+    it('gives its handoff to the retry that waited on it', async () => {
+      const handoff = handoffOf(await retryWhileTheFirstIsHeld('stopped-then-done'));
+      expect(handoff.reused).toBe(true);
+      expect(stack.emulator.callCount('session')).toBe(1);
+      expect(stack.emulator.sessions.get(handoff.sessionId)?.metadata).toEqual({ externalUserId: 'stopped-then-done' });
+    });
+
+    it('starts afresh for the retry when it fails, rather than giving it the failure', async () => {
+      const handoff = handoffOf(await retryWhileTheFirstIsHeld('stopped-then-failed', { kind: 'status', status: 500 }));
+      expect(handoff.reused).toBe(false);
+      expect(stack.emulator.callCount('session')).toBe(2);
+      expect(stack.emulator.sessions.get(handoff.sessionId)?.metadata).toEqual({ externalUserId: 'stopped-then-failed' });
+    });
+  });
+
   it('keeps requests that are not concurrent, or not identical, apart', async () => {
     const token = await stack.token('separate-user');
     const first = handoffOf(await stack.startVerification({ token }));

@@ -26,8 +26,11 @@ export type Fault =
   | { readonly kind: 'hang' }
   /** Answers normally, after a delay. */
   | { readonly kind: 'delay'; readonly ms: number }
-  /** Answers normally once `until` settles: lets a test hold a call open while it lines up concurrent ones. */
-  | { readonly kind: 'hold'; readonly until: Promise<unknown> }
+  /**
+   * Answers once `until` settles: lets a test hold a call open while it lines up concurrent ones.
+   * Normally, or with the fault `then`.
+   */
+  | { readonly kind: 'hold'; readonly until: Promise<unknown>; readonly then?: Fault }
   /** Destroys the connection before any response byte. */
   | { readonly kind: 'reset' }
   /** Sends the status line and headers, then destroys the connection mid-body. */
@@ -211,9 +214,12 @@ export async function startEmulator(options: EmulatorOptions): Promise<IdvEmulat
         return;
       case 'delay':
         return later(fault.ms, answer);
-      case 'hold':
-        fault.until.then(answer, answer);
+      case 'hold': {
+        const { then } = fault;
+        const release = then ? () => applyFault(then, res, answer) : answer;
+        fault.until.then(release, release);
         return;
+      }
       case 'reset':
         res.socket?.destroy();
         return;
