@@ -1,8 +1,6 @@
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { startEmulator } from '../src/emulator/index.js';
-import { TEST_API_KEY, TEST_JWT_SECRET, WORKFLOW_IDS } from './support/stack.js';
+import { startMeasuredGateway } from './support/measured-gateway.js';
+import { TEST_API_KEY, WORKFLOW_IDS } from './support/stack.js';
 
 const DOCUMENTS = 150;
 // 20 000 comment tokens in ~60 KB of JSON: within the body limit, and not counted by the token limit.
@@ -18,42 +16,21 @@ const MB = 2 ** 20;
 describe('the document cache (production mode, unauthenticated clients)', () => {
   it(`keeps the heap bounded under ${DOCUMENTS} distinct comment-padded documents`, async () => {
     const emulator = await startEmulator({ apiKey: TEST_API_KEY, workflowIds: [WORKFLOW_IDS.kyc] });
-    // Its own process (built by the global setup), so that the heap measured is the gateway's alone.
-    const child = fork(fileURLToPath(new URL('./support/gateway-process.js', import.meta.url)), {
-      execArgv: ['--expose-gc'],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'production',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        IDV_BASE_URL: emulator.url,
-        IDV_API_KEY: TEST_API_KEY,
-        IDV_WORKFLOWS: `kyc=${WORKFLOW_IDS.kyc}`,
-        AUTH_JWT_SECRET: TEST_JWT_SECRET,
-        LOG_LEVEL: 'error',
-      },
-    });
-    const heapUsed = async (): Promise<number> => {
-      child.send({ type: 'memory' });
-      const [answer] = (await once(child, 'message')) as [{ heapUsed: number }];
-      return answer.heapUsed;
-    };
+    const gateway = await startMeasuredGateway(emulator);
     try {
-      const [ready] = (await once(child, 'message')) as [{ url: string }];
       const send = async (query: string) => {
-        const response = await fetch(ready.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+        const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
         return { status: response.status, body: (await response.json()) as unknown };
       };
       // Warm: the first requests compile and allocate what every later one reuses.
       for (let i = 0; i < 20; i += 1) await send(`query Warm${i} { __typename }`);
-      const before = await heapUsed();
+      const before = (await gateway.memory()).heapUsed;
 
       for (let i = 0; i < DOCUMENTS; i += 1) {
         const answer = await send(`query Padded${i} { __typename }\n${'#\n'.repeat(COMMENT_LINES)}`);
         expect(answer).toEqual({ status: 200, body: { data: { __typename: 'Query' } } });
       }
-      const after = await heapUsed();
+      const after = (await gateway.memory()).heapUsed;
       console.log(`document cache: heap after GC ${(before / MB).toFixed(1)} MB → ${(after / MB).toFixed(1)} MB after ${DOCUMENTS} padded documents`);
 
       // The cache's budget is 30 MiB of estimated heap; the unbounded cache took ~250 MB here.
@@ -61,8 +38,7 @@ describe('the document cache (production mode, unauthenticated clients)', () => 
       // Still a cache: the usual operation is served.
       expect(await send('query Usual { __typename }')).toEqual({ status: 200, body: { data: { __typename: 'Query' } } });
     } finally {
-      child.send({ type: 'stop' });
-      await once(child, 'exit');
+      await gateway.stop();
       await emulator.close();
     }
   }, 60_000);

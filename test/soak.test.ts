@@ -1,8 +1,6 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { startEmulator, type Fault, type IdvEmulator } from '../src/emulator/index.js';
+import { startMeasuredGateway } from './support/measured-gateway.js';
 import { START_VERIFICATION, TEST_API_KEY, TEST_JWT_SECRET, WORKFLOW_IDS } from './support/stack.js';
 
 const TOTAL = 3000;
@@ -24,44 +22,6 @@ interface Tally {
   errors: Record<string, number>;
   malformed: string[];
   misbound: number;
-}
-
-interface Memory {
-  rss: number;
-  heapUsed: number;
-}
-
-/** The built gateway in its own process (test/support/gateway-process.js), so its memory is its own. */
-async function startGatewayProcess(emulator: IdvEmulator): Promise<{ child: ChildProcess; url: string; memory(): Promise<Memory> }> {
-  const child = fork(fileURLToPath(new URL('./support/gateway-process.js', import.meta.url)), {
-    execArgv: ['--expose-gc'],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      IDV_BASE_URL: emulator.url,
-      IDV_API_KEY: TEST_API_KEY,
-      IDV_WORKFLOWS: `kyc=${WORKFLOW_IDS.kyc}`,
-      AUTH_JWT_SECRET: TEST_JWT_SECRET,
-      IDV_TIMEOUT_MS: '100',
-      IDV_BREAKER_FAILURES: '10000',
-      // Thousands of sessions for a few callers: the per-caller limit (issue 5) is not what this measures.
-      RATE_LIMIT_MAX: '0',
-      LOG_LEVEL: 'error',
-    },
-  });
-  const [ready] = (await once(child, 'message')) as [{ url: string }];
-  return {
-    child,
-    url: ready.url,
-    async memory() {
-      child.send({ type: 'memory' });
-      const [answer] = (await once(child, 'message')) as [Memory];
-      return answer;
-    },
-  };
 }
 
 /** `count` mutations from CONCURRENCY concurrent callers, each answer checked as it arrives. */
@@ -98,7 +58,12 @@ const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
 describe('soak: sustained load with random upstream faults', () => {
   it(`answers ${TOTAL} mutations at ${CONCURRENCY} concurrent, 20 % faults, and returns to its warm memory`, async () => {
     const emulator = await startEmulator({ apiKey: TEST_API_KEY, workflowIds: [WORKFLOW_IDS.kyc] });
-    const gateway = await startGatewayProcess(emulator);
+    const gateway = await startMeasuredGateway(emulator, {
+      IDV_TIMEOUT_MS: '100',
+      IDV_BREAKER_FAILURES: '10000',
+      // Thousands of sessions for a few callers: the per-caller limit (issue 5) is not what this measures.
+      RATE_LIMIT_MAX: '0',
+    });
     const exits: unknown[] = [];
     gateway.child.on('exit', (code) => exits.push(code));
     try {
@@ -137,8 +102,7 @@ describe('soak: sustained load with random upstream faults', () => {
       // read from printed figures, not asserted).
       expect(after.heapUsed).toBeLessThanOrEqual(warm.heapUsed * 1.1);
     } finally {
-      gateway.child.send({ type: 'stop' });
-      await once(gateway.child, 'exit');
+      await gateway.stop();
       await emulator.close();
     }
   }, 120_000);
