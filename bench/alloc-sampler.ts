@@ -8,7 +8,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 
 // One sample per 4 KB allocated on average: ~60 per mutation, enough for stable totals
-// (±0.1 % between runs) at a few percent of the target's CPU.
+// (runs agree within 0.3 %) at a few percent of the target's CPU.
 const SAMPLING_INTERVAL_BYTES = 4096;
 
 const out = process.env.ALLOC_PROFILE_OUT;

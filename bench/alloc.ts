@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- --alloc`: what each target allocates per mutation, by package and function,
  * from V8's sampling heap profiler with collected objects included (alloc-sampler.ts). Unlike CPU
- * time it does not depend on the machine or its neighbours (two runs agree within ~0.1 %), and
+ * time it does not depend on the machine or its neighbours (runs agree within 0.3 %), and
  * every byte allocated is work for the garbage collector, on the CPU and in the latency tail.
  */
 import { existsSync, rmSync, writeFileSync, readFileSync } from 'node:fs';

@@ -165,8 +165,8 @@ async function main(): Promise<void> {
   const environment = `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${canPin() ? 'servers pinned to CPU 1, load generator and upstream to CPU 0' : 'no taskset: nothing pinned'}`;
   console.log(`idv-gateway benchmark: ${environment}`);
   if (args.burst) return runBurst({ quick, resultsDir: RESULTS_DIR });
-  // The profile covers the gateway's whole life, its warm-up included: a short one by default.
   if (args.alloc) return runAllocation({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 20 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
+  // The profile covers the gateway's whole life, its warm-up included: a short one by default.
   if (args.profile) return runProfile({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 10 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
   console.log(`rounds ${settings.rounds}, ${settings.durationSeconds} s each, after a warm-up per target of ${settings.warmupSeconds} s in a closed loop (then ${settleSeconds} s at the fixed rate, where there is one)`);
 
