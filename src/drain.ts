@@ -18,6 +18,8 @@ export interface DrainResult {
 
 export class HttpDrain {
   readonly #requestsPerSocket = new Map<Socket, number>();
+  /** Responses not yet finished, to tell their clients the connection ends when draining begins. */
+  readonly #unfinished = new Set<http.ServerResponse>();
   /** Bytes a connection had read when its last request was answered. */
   readonly #readWhenIdle = new WeakMap<Socket, number>();
   #draining = false;
@@ -27,9 +29,14 @@ export class HttpDrain {
       this.#requestsPerSocket.set(socket, 0);
       socket.once('close', () => this.#requestsPerSocket.delete(socket));
     });
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // First, before the handlers that may answer at once: a request that arrives while draining is
+    // answered with `Connection: close` too.
+    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       const socket = req.socket;
       this.#requestsPerSocket.set(socket, (this.#requestsPerSocket.get(socket) ?? 0) + 1);
+      if (this.#draining) closingAfter(res);
+      else this.#unfinished.add(res);
+      res.once('close', () => this.#unfinished.delete(res));
       res.once('finish', () => {
         const pending = (this.#requestsPerSocket.get(socket) ?? 1) - 1;
         this.#requestsPerSocket.set(socket, pending);
@@ -51,6 +58,12 @@ export class HttpDrain {
    */
   async drain(graceMs: number): Promise<DrainResult> {
     this.#draining = true;
+    // Every answer from now on says `Connection: close`: a keep-alive client (a load balancer's
+    // pool, an app's HTTP client) must not send its next request on a connection that is ended
+    // once this answer is written. Told `keep-alive`, it would, and that request would meet the
+    // close (a reset, a 502 from the load balancer) without ever reaching a handler.
+    for (const res of this.#unfinished) closingAfter(res);
+    this.#unfinished.clear();
     const inFlight = this.inFlight;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // A connection with no request in progress is ended now, unless a request has begun arriving
@@ -73,4 +86,9 @@ export class HttpDrain {
     await closed;
     return { inFlight, cutOff };
   }
+}
+
+/** Makes the answer, if it has not begun, say `Connection: close` (node then ends the connection after it). */
+function closingAfter(res: http.ServerResponse): void {
+  if (!res.headersSent) res.setHeader('Connection', 'close');
 }

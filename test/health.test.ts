@@ -173,6 +173,54 @@ describe('draining', () => {
   });
 });
 
+describe('keep-alive connections while draining', () => {
+  /** One POST on `agent`; the answer, or the error with whether it was sent on a reused connection. */
+  function postOn(agent: http.Agent, url: string, token: string): Promise<{ status: number; connection: string | undefined } | { code: string | undefined; reused: boolean }> {
+    const body = JSON.stringify({ query: 'mutation { startVerification { sessionId } }' });
+    return new Promise((resolve) => {
+      const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } }, (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection }));
+      });
+      request.on('error', (error: NodeJS.ErrnoException) => resolve({ code: error.code, reused: request.reusedSocket }));
+      request.end(body);
+    });
+  }
+
+  it('answers the requests in flight with Connection: close, so a client never sends its next one on a connection being ended', async () => {
+    const stack = await startStack();
+    // A load balancer's pool: connections kept open and reused for the next request at once.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    try {
+      // Four callers (one caller's identical requests in flight would be joined into one).
+      const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => stack.token(`pool-user-${i}`)));
+      // Four connections, each answered once already (so each next request reuses one).
+      await Promise.all(tokens.map((token) => postOn(agent, stack.url, token)));
+      stack.emulator.inject('session', { kind: 'delay', ms: 300 }, 4);
+      const sessionsBefore = stack.emulator.callCount('session');
+      const inFlight = tokens.map((token) =>
+        // Each client sends its next request as soon as its answer came, as a busy pool does.
+        postOn(agent, stack.url, token).then(async (first) => ({ first, next: await postOn(agent, stack.url, token) })),
+      );
+      await eventually(() => stack.emulator.callCount('session') === sessionsBefore + 4, 'the four session calls');
+
+      const stopping = stack.gateway.stop();
+      const answers = await Promise.all(inFlight);
+      for (const { first, next } of answers) {
+        expect(first).toEqual({ status: 200, connection: 'close' });
+        // Not a reset on the reused connection (a request lost after it was sent: a 502 from a
+        // load balancer, which may not retry a POST), but a refused new connection, which any
+        // client may retry elsewhere.
+        expect(next).toEqual({ code: 'ECONNREFUSED', reused: false });
+      }
+      expect((await stopping).cutOff).toBe(0);
+    } finally {
+      agent.destroy();
+      await stack.close();
+    }
+  });
+});
+
 describe('a request cut off at the end of the grace period', () => {
   it('still gets its operation log line before the gateway stops', async () => {
     const stack = await startStack({ SHUTDOWN_GRACE_MS: '300', IDV_TIMEOUT_MS: '5000' });
