@@ -96,6 +96,12 @@ export interface OperationsSettings {
   readonly metricsPort: number | null;
   /** How long in-flight requests may run on after SIGTERM/SIGINT before their connections are closed. */
   readonly shutdownGraceMs: number;
+  /**
+   * How long, after the signal, the gateway keeps accepting and answering (readiness 503, every
+   * answer `Connection: close`) before it closes the listener and starts the grace period, so that
+   * a load balancer stops routing to it and retires its pooled connections first.
+   */
+  readonly shutdownDelayMs: number;
 }
 
 /** Per-caller limit on new upstream sessions (issue 5); null when RATE_LIMIT_MAX=0 turns it off. */
@@ -358,7 +364,11 @@ function parseOperations(env: Env, port: number): OperationsSettings {
   if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) {
     throw new ConfigError(`METRICS_PORT must differ from PORT (both are ${port}); unset it to serve /metrics on the main port`);
   }
-  return { metricsPort, shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000) };
+  return {
+    metricsPort,
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
+  };
 }
 
 function parseRateLimit(env: Env): RateLimitSettings | null {

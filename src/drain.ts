@@ -53,17 +53,28 @@ export class HttpDrain {
   }
 
   /**
+   * From now on every answer says `Connection: close` (and its connection is ended after it), while
+   * the listener still accepts: keep-alive clients retire their connections to this instance
+   * themselves, after an answer, instead of having an idle one closed under a request they are
+   * sending. drain() begins with it too.
+   */
+  announceClose(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    // A keep-alive client (a load balancer's pool, an app's HTTP client) must not send its next
+    // request on a connection that is ended once this answer is written. Told `keep-alive`, it
+    // would, and that request would meet the close (a reset, a 502 from the load balancer)
+    // without ever reaching a handler.
+    for (const res of this.#unfinished) closingAfter(res);
+    this.#unfinished.clear();
+  }
+
+  /**
    * Closes the listener at once (new connections are refused from here on), ends idle
    * connections, and resolves when every connection is closed, or closes them after `graceMs`.
    */
   async drain(graceMs: number): Promise<DrainResult> {
-    this.#draining = true;
-    // Every answer from now on says `Connection: close`: a keep-alive client (a load balancer's
-    // pool, an app's HTTP client) must not send its next request on a connection that is ended
-    // once this answer is written. Told `keep-alive`, it would, and that request would meet the
-    // close (a reset, a 502 from the load balancer) without ever reaching a handler.
-    for (const res of this.#unfinished) closingAfter(res);
-    this.#unfinished.clear();
+    this.announceClose();
     const inFlight = this.inFlight;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // A connection with no request in progress is ended now, unless a request has begun arriving

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
 import type { Logger } from 'pino';
 import { createAuthenticator } from './auth.js';
@@ -198,6 +199,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
 
     const shutdown = async (): Promise<ShutdownReport> => {
       readiness.markDraining();
+      const { shutdownDelayMs: delayMs } = operations;
+      if (delayMs > 0) {
+        // Readiness is 503 and every answer says `Connection: close`, but the listener still accepts:
+        // a load balancer's health check takes the instance out, its pooled connections are retired
+        // after an answer, and only then does the listener close (no request meets a closed port,
+        // none is sent on a connection being closed).
+        server.announceClose();
+        logger.info({ inFlight: server.inFlight, delayMs }, 'draining: readiness is 503; still accepting for SHUTDOWN_DELAY_MS, answering with Connection: close');
+        await sleep(delayMs);
+      }
       const graceMs = operations.shutdownGraceMs;
       const drained = server.stop(graceMs);
       // server.stop closed the listener synchronously: from here on new connections are refused.

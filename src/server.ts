@@ -56,6 +56,11 @@ export interface GatewayServer {
   listen(port: number, host?: string | null): Promise<{ url: string; port: number }>;
   /** Requests in flight now (for the shutdown log). */
   readonly inFlight: number;
+  /**
+   * Answers every request with `Connection: close` from now on, still accepting connections (the
+   * shutdown delay, before stop); stop does it too.
+   */
+  announceClose(): void;
   /** Stops accepting connections at once, lets requests in flight finish for up to `graceMs`, then closes the rest. */
   stop(graceMs?: number): Promise<DrainResult>;
 }
@@ -190,6 +195,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
     get inFlight() {
       return drain.inFlight;
     },
+    announceClose: () => drain.announceClose(),
     async stop(graceMs = DEFAULT_GRACE_MS) {
       const result = await drain.drain(graceMs);
       // Requests cut off at the end of the grace period still finish their bookkeeping (their

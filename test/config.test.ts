@@ -99,10 +99,10 @@ describe('parseConfig', () => {
   });
 
   it('serves /metrics on the main port and waits 10 s for requests in flight at shutdown, unless told otherwise', () => {
-    expect(parseConfig({}).operations).toEqual({ metricsPort: null, shutdownGraceMs: 10_000 });
+    expect(parseConfig({}).operations).toEqual({ metricsPort: null, shutdownGraceMs: 10_000, shutdownDelayMs: 0 });
     expect(parseConfig({}).idv).toMatchObject({ healthTimeoutMs: 1000, healthCacheMs: 10_000 });
-    const config = parseConfig({ METRICS_PORT: '9464', SHUTDOWN_GRACE_MS: '25000', IDV_HEALTH_TIMEOUT_MS: '500', IDV_HEALTH_CACHE_MS: '0' });
-    expect(config.operations).toEqual({ metricsPort: 9464, shutdownGraceMs: 25_000 });
+    const config = parseConfig({ METRICS_PORT: '9464', SHUTDOWN_GRACE_MS: '25000', SHUTDOWN_DELAY_MS: '5000', IDV_HEALTH_TIMEOUT_MS: '500', IDV_HEALTH_CACHE_MS: '0' });
+    expect(config.operations).toEqual({ metricsPort: 9464, shutdownGraceMs: 25_000, shutdownDelayMs: 5000 });
     expect(config.idv).toMatchObject({ healthTimeoutMs: 500, healthCacheMs: 0 });
     // Both 0: two free ports, picked apart by the system.
     expect(parseConfig({ PORT: '0', METRICS_PORT: '0' }).operations.metricsPort).toBe(0);
@@ -157,6 +157,7 @@ describe('parseConfig', () => {
     [{ PORT: '4000', METRICS_PORT: '4000' }, /^METRICS_PORT must differ from PORT \(both are 4000\); unset it to serve \/metrics on the main port$/],
     [{ METRICS_PORT: '4000' }, /^METRICS_PORT must differ from PORT/],
     [{ SHUTDOWN_GRACE_MS: '-5' }, /^SHUTDOWN_GRACE_MS must be a whole number from 0 to 600000 \(got "-5"\)$/],
+    [{ SHUTDOWN_DELAY_MS: '1.5' }, /^SHUTDOWN_DELAY_MS must be a whole number from 0 to 600000 \(got "1.5"\)$/],
     [{ IDV_HEALTH_TIMEOUT_MS: '50' }, /^IDV_HEALTH_TIMEOUT_MS must be a whole number from 100 to 30000/],
     [{ IDV_HEALTH_CACHE_MS: 'soon' }, /^IDV_HEALTH_CACHE_MS must be a whole number from 0 to 600000/],
   ])('rejects %j with a message naming the variable', (env, message) => {

@@ -221,6 +221,45 @@ describe('keep-alive connections while draining', () => {
   });
 });
 
+describe('SHUTDOWN_DELAY_MS', () => {
+  /** A GET /healthz on `agent`: the answer, or the error with whether it was sent on a reused connection. */
+  function getOn(agent: http.Agent, url: string): Promise<{ status: number; connection: string | undefined } | { code: string | undefined; reused: boolean }> {
+    return new Promise((resolve) => {
+      const request = http.get(url, { agent }, (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection }));
+      });
+      request.on('error', (error: NodeJS.ErrnoException) => resolve({ code: error.code, reused: request.reusedSocket }));
+    });
+  }
+
+  it('keeps accepting and answering, with readiness 503 and Connection: close, before it closes the listener', async () => {
+    const stack = await startStack({ METRICS_PORT: '0', SHUTDOWN_DELAY_MS: '600' });
+    // A load balancer's pool, holding connections that were idle when the signal came.
+    const pool = new http.Agent({ keepAlive: true, maxSockets: 3 });
+    try {
+      const { gateway } = stack;
+      const healthz = new URL('/healthz', stack.url).href;
+      await Promise.all(Array.from({ length: 3 }, () => getOn(pool, healthz)));
+      expect(Object.values(pool.freeSockets).flat()).toHaveLength(3);
+
+      const stopping = gateway.stop();
+      // A request on a pooled connection idle when the drain began is answered, not reset, and
+      // told to close it; so is one on a new connection; and readiness says to route elsewhere.
+      const onPooled = await Promise.all(Array.from({ length: 3 }, () => getOn(pool, healthz)));
+      expect(onPooled).toEqual(Array.from({ length: 3 }, () => ({ status: 200, connection: 'close' })));
+      expect(await getOn(new http.Agent(), healthz)).toEqual({ status: 200, connection: 'close' });
+      expect(await get(`${gateway.adminUrl}/readyz`)).toMatchObject({ status: 503, body: { status: 'draining' } });
+
+      expect(await stopping).toEqual({ inFlight: 0, cutOff: 0, graceMs: 10_000 });
+      await expect(fetch(healthz)).rejects.toThrow();
+    } finally {
+      pool.destroy();
+      await stack.close();
+    }
+  });
+});
+
 describe('a request cut off at the end of the grace period', () => {
   it('still gets its operation log line before the gateway stops', async () => {
     const stack = await startStack({ SHUTDOWN_GRACE_MS: '300', IDV_TIMEOUT_MS: '5000' });
