@@ -16,6 +16,9 @@ export interface DrainResult {
   readonly cutOff: number;
 }
 
+/** How long a drain waits for the first request of a connection accepted just before it began. */
+const FIRST_REQUEST_WAIT_MS = 1000;
+
 export class HttpDrain {
   readonly #requestsPerSocket = new Map<Socket, number>();
   /** Responses not yet finished, to tell their clients the connection ends when draining begins. */
@@ -44,6 +47,15 @@ export class HttpDrain {
         if (this.#draining && pending === 0) socket.end();
       });
     });
+  }
+
+  /** Ends a connection that carried no request yet if none has begun arriving within `waitMs`. */
+  #endIfNoRequest(socket: Socket, waitMs: number): void {
+    const timer = setTimeout(() => {
+      if ((this.#requestsPerSocket.get(socket) ?? 0) === 0 && socket.bytesRead === 0) socket.end();
+    }, waitMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   get inFlight(): number {
@@ -79,9 +91,14 @@ export class HttpDrain {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // A connection with no request in progress is ended now, unless a request has begun arriving
     // on it (headers on the way, bytes read since its last answer): that one is answered like any
-    // request in flight, then ended as they are.
+    // request in flight, then ended as they are. A connection accepted that has not carried a
+    // request yet was opened to send one (a load balancer's, just before the listener closed):
+    // its request may be on the way, or read by the kernel but not yet by node. Ending it would
+    // lose that request after it was sent; it gets a moment for it instead.
     for (const [socket, requests] of this.#requestsPerSocket) {
-      if (requests === 0 && socket.bytesRead === (this.#readWhenIdle.get(socket) ?? 0)) socket.end();
+      if (requests !== 0 || socket.bytesRead !== (this.#readWhenIdle.get(socket) ?? 0)) continue;
+      if (this.#readWhenIdle.has(socket)) socket.end();
+      else this.#endIfNoRequest(socket, Math.min(graceMs, FIRST_REQUEST_WAIT_MS));
     }
 
     let timer: NodeJS.Timeout | undefined;

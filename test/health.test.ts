@@ -158,7 +158,8 @@ describe('draining', () => {
       const { host } = new URL(stack.url);
       const arriving = await rawConnection(stack.url);
       arriving.socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n`);
-      // An idle connection, by contrast, is closed at once.
+      // An idle connection, by contrast, is closed (one that never carried a request, as this one,
+      // after a moment for its first request: see the next test).
       const idle = await rawConnection(stack.url);
       await new Promise((resolve) => setTimeout(resolve, 100));
 
@@ -167,6 +168,26 @@ describe('draining', () => {
       arriving.socket.write('\r\n');
       expect(await arriving.answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
       expect((await stopping).cutOff).toBe(0);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('a connection accepted just before the drain, its request still on the way', () => {
+  it('is answered, not ended under the request', async () => {
+    const stack = await startStack();
+    try {
+      const { host } = new URL(stack.url);
+      // A load balancer's new connection: accepted, its request sent a moment later.
+      const fresh = await rawConnection(stack.url);
+      const stopping = stack.gateway.stop();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      fresh.socket.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const answer = await fresh.answer;
+      expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(answer).toMatch(/\r\nConnection: close\r\n/i);
+      expect(await stopping).toEqual({ inFlight: 0, cutOff: 0, graceMs: 10_000 });
     } finally {
       await stack.close();
     }
