@@ -1,5 +1,5 @@
 import { createVerifier, TokenError } from 'fast-jwt';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { AuthSettings } from './config.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import type { GraphQLError } from 'graphql';
@@ -17,6 +17,9 @@ export type Authenticate = (authorizationHeader: string | undefined) => Promise<
 const MAX_TOKEN_LENGTH = 8192;
 const MAX_USER_ID_LENGTH = 256;
 const JWKS_TIMEOUT_MS = 3000;
+// A key set is a few KiB, certificate chains included. jose reads any answer whole and parses it on
+// the request's thread: a 300 MB one took 1.6 GB of memory and blocked the event loop for seconds.
+const MAX_JWKS_BYTES = 1024 * 1024;
 // Control characters (C0, DEL, C1) and what is not well-formed text: a lone surrogate, or U+FFFD, which
 // invalid UTF-8 in a token decodes to (so two different byte strings would name one user).
 const NOT_A_USER_ID = /[\u0000-\u001f\u007f-\u009f\uFFFD]|\p{Cs}/u;
@@ -97,7 +100,7 @@ function sharedSecretVerifier(settings: AuthSettings, material: Uint8Array | und
 
 /** RS256/ES256 against a remote key set (jose: fetched on demand, cached, refetched for an unknown key id). */
 function keySetVerifier(settings: AuthSettings, url: string): TokenVerifier {
-  const keySet: JWTVerifyGetKey = createRemoteJWKSet(new URL(url), { timeoutDuration: JWKS_TIMEOUT_MS });
+  const keySet: JWTVerifyGetKey = createRemoteJWKSet(new URL(url), { timeoutDuration: JWKS_TIMEOUT_MS, [customFetch]: fetchKeySet });
   const options: JWTVerifyOptions = {
     algorithms: ['RS256', 'ES256'],
     requiredClaims: ['exp'],
@@ -119,6 +122,29 @@ function keySetVerifier(settings: AuthSettings, url: string): TokenVerifier {
       return invalidToken(error instanceof joseErrors.JOSEError ? error.code : 'invalid');
     },
   };
+}
+
+/**
+ * fetch for jose, with the key set's answer read up to MAX_JWKS_BYTES: past that, a JWKSInvalid
+ * (AUTH_UNAVAILABLE) and the rest is not read. Within jose's timeout, whose signal ends the read too.
+ */
+async function fetchKeySet(url: string, init: RequestInit): Promise<Response> {
+  const response = await fetch(url, init);
+  if (response.status !== 200 || !response.body) return response;
+  const tooLarge = () => new joseErrors.JWKSInvalid(`The JSON Web Key Set HTTP response is larger than ${MAX_JWKS_BYTES} bytes`);
+  if (Number(response.headers.get('content-length')) > MAX_JWKS_BYTES) {
+    await response.body.cancel();
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early (a throw) cancels the body.
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    if (size > MAX_JWKS_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return new Response(Buffer.concat(chunks), { status: 200, headers: { 'content-type': 'application/json' } });
 }
 
 /**

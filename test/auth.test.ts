@@ -178,4 +178,20 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
       await cold.close();
     }
   });
+
+  it('does not read a key set over 1 MiB whole: AUTH_UNAVAILABLE, as for one that is not a JWKS', async () => {
+    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+    try {
+      // A real key set, padded to 4 MiB: read whole, it would verify the token.
+      jwks.setMode({ padded: 4 * 1024 * 1024 });
+      const response = await cold.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }) });
+      expect(response.body.errors?.[0].extensions).toEqual({ code: 'AUTH_UNAVAILABLE', retryable: true });
+      expect(cold.emulator.requests).toEqual([]);
+      jwks.setMode('up');
+      const recovered = await cold.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }) });
+      expect(recovered.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+    } finally {
+      await cold.close();
+    }
+  });
 });

@@ -2,41 +2,59 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 
+type KeyName = 'RS256' | 'ES256' | 'RS256-next';
+
 export interface JwksServer {
   readonly url: string;
-  sign(alg: 'RS256' | 'ES256', claims: Record<string, unknown>, options?: { kid?: string }): Promise<string>;
-  /** While down, every request hangs (timeout) or answers 503. */
-  setMode(mode: 'up' | 'hang' | 'error'): void;
+  /** `kid: null` leaves the key id out of the header; `key: 'next'` signs with the second RSA key (`rotation` only). */
+  sign(alg: 'RS256' | 'ES256', claims: Record<string, unknown>, options?: { kid?: string | null; key?: 'next' }): Promise<string>;
+  /** While down, every request hangs (timeout) or answers 503; `padded` serves the key set padded past `bytes`, chunked. */
+  setMode(mode: 'up' | 'hang' | 'error' | { padded: number }): void;
   close(): Promise<void>;
 }
 
-/** A real JWKS endpoint on loopback, with one RSA and one EC key, as an identity provider serves them. */
-export async function startJwksServer(): Promise<JwksServer> {
-  const keys = new Map<string, { alg: 'RS256' | 'ES256'; privateKey: CryptoKey; jwk: JWK }>();
-  for (const alg of ['RS256', 'ES256'] as const) {
+/**
+ * A real JWKS endpoint on loopback, with one RSA and one EC key, as an identity provider serves them;
+ * with `rotation`, a second RSA key too, as while one key replaces another.
+ */
+export async function startJwksServer(options: { rotation?: boolean } = {}): Promise<JwksServer> {
+  const keys = new Map<KeyName, { alg: 'RS256' | 'ES256'; privateKey: CryptoKey; jwk: JWK }>();
+  const names: readonly KeyName[] = options.rotation ? ['RS256', 'ES256', 'RS256-next'] : ['RS256', 'ES256'];
+  for (const name of names) {
+    const alg = name === 'ES256' ? 'ES256' : 'RS256';
     const { publicKey, privateKey } = await generateKeyPair(alg);
-    const kid = `${alg.toLowerCase()}-key`;
-    keys.set(alg, { alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } });
+    const kid = `${name.toLowerCase()}-key`;
+    keys.set(name, { alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } });
   }
-  let mode: 'up' | 'hang' | 'error' = 'up';
+  let mode: 'up' | 'hang' | 'error' | { padded: number } = 'up';
   const server = http.createServer((_req, res) => {
     if (mode === 'hang') return;
     if (mode === 'error') {
       res.writeHead(503).end();
       return;
     }
+    const body = JSON.stringify({ keys: [...keys.values()].map((key) => key.jwk) });
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ keys: [...keys.values()].map((key) => key.jwk) }));
+    if (mode === 'up') {
+      res.end(body);
+      return;
+    }
+    // Valid JSON, a real key set, only far too long: written in 64 KiB chunks without a content-length.
+    res.write(`{"padding":"`);
+    const chunk = 'x'.repeat(64 * 1024);
+    for (let written = 0; written < mode.padded; written += chunk.length) res.write(chunk);
+    res.end(`",${body.slice(1)}`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-    async sign(alg, claims, options = {}) {
-      const key = keys.get(alg);
-      if (!key) throw new Error(alg);
+    async sign(alg, claims, signOptions = {}) {
+      const key = keys.get(signOptions.key === 'next' ? 'RS256-next' : alg);
+      if (!key || key.alg !== alg) throw new Error(alg);
+      const kid = signOptions.kid === undefined ? key.jwk.kid : signOptions.kid;
       return new SignJWT(claims)
-        .setProtectedHeader({ alg, kid: options.kid ?? key.jwk.kid })
+        .setProtectedHeader(kid === null ? { alg } : { alg, kid })
         .setIssuedAt()
         .setExpirationTime('5m')
         .sign(key.privateKey);
