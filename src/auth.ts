@@ -109,7 +109,23 @@ function keySetVerifier(settings: AuthSettings, url: string): TokenVerifier {
     ...(settings.audience ? { audience: settings.audience } : {}),
   };
   return {
-    verify: async (token) => (await jwtVerify(token, keySet, options)).payload,
+    verify: async (token) => {
+      try {
+        return (await jwtVerify(token, keySet, options)).payload;
+      } catch (error) {
+        if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error;
+        // A token without a key id (RFC 7515 makes it optional) matches every key of its type, as
+        // while an identity provider rotates keys: jose leaves trying each one to its caller.
+        for await (const key of error) {
+          try {
+            return (await jwtVerify(token, key, options)).payload;
+          } catch (attempt) {
+            if (!(attempt instanceof joseErrors.JWSSignatureVerificationFailed)) throw attempt;
+          }
+        }
+        throw new joseErrors.JWSSignatureVerificationFailed();
+      }
+    },
     refusal: (error) => {
       if (error instanceof joseErrors.JWTExpired) return expired();
       if (isKeySetFailure(error)) {

@@ -179,6 +179,23 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
     }
   });
 
+  it('accepts a token without a key id while the set holds two keys of its type (a rotation), and only a good one', async () => {
+    const rotating = await startJwksServer({ rotation: true });
+    const gateway = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: rotating.url });
+    try {
+      for (const key of [undefined, 'next'] as const) {
+        const response = await gateway.startVerification({ token: await rotating.sign('RS256', { sub: `no-kid-${key ?? 'first'}` }, { kid: null, key }) });
+        expect(response.body.data?.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+      }
+      // Signed by neither key of the set: tried against both, refused as the caller's.
+      gateway.emulator.resetRecords();
+      expectUnauthenticated(await gateway.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }, { kid: null }) }), gateway);
+    } finally {
+      await gateway.close();
+      await rotating.close();
+    }
+  });
+
   it('does not read a key set over 1 MiB whole: AUTH_UNAVAILABLE, as for one that is not a JWKS', async () => {
     const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
     try {
