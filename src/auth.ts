@@ -131,7 +131,7 @@ function keySetVerifier(settings: AuthSettings, url: string): TokenVerifier {
       if (isKeySetFailure(error)) {
         return {
           ok: false,
-          reason: 'jwks-unavailable',
+          reason: `jwks-unavailable: ${keySetFailureCause(error)}`,
           error: gatewayError(ErrorCode.AUTH_UNAVAILABLE, 'Sign-in could not be checked right now. Retry in a moment.'),
         };
       }
@@ -174,6 +174,17 @@ function isKeySetFailure(error: unknown): boolean {
     error instanceof joseErrors.JWKSInvalid ||
     error.constructor === joseErrors.JOSEError
   );
+}
+
+/**
+ * Why the key set failed, for the operation's log line: jose's message (its own constant text), or
+ * a network error's code (ECONNREFUSED, ENOTFOUND, a TLS code); never the URL or a response body.
+ */
+function keySetFailureCause(error: unknown): string {
+  if (error instanceof joseErrors.JOSEError) return error.message;
+  const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  if (typeof code === 'string') return code;
+  return error instanceof Error ? error.message.slice(0, 200) : 'unknown';
 }
 
 function expired(): AuthResult {

@@ -78,6 +78,8 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
                 user: userId === null ? null : logUserIds ? userId : pseudonymize(userId),
                 ...(label === START_VERIFICATION ? { workflow: scope.workflow?.slice(0, MAX_LOGGED_NAME) ?? null } : {}),
                 outcome: code ?? 'OK',
+                // Why the token was refused or could not be checked (a bounded code or message, never the token).
+                ...(!auth.ok && (code === 'UNAUTHENTICATED' || code === 'AUTH_UNAVAILABLE') ? { authFailure: auth.reason } : {}),
                 durationMs: Math.round(seconds * 1000),
                 upstream: scope.upstream,
               },

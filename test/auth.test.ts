@@ -196,6 +196,26 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
     }
   });
 
+  it('logs why a token was refused or could not be checked, for the operator, and nothing of the token', async () => {
+    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+    try {
+      jwks.setMode('error');
+      const token = await jwks.sign('RS256', { sub: 'u' });
+      expect((await cold.startVerification({ token })).body.errors[0].extensions.code).toBe('AUTH_UNAVAILABLE');
+      jwks.setMode('up');
+      expect((await cold.startVerification({ token: await sign({ sub: 'u' }) })).status).toBe(401);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const lines = cold.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'graphql operation');
+      expect(lines.map((line) => [line.outcome, line.authFailure])).toEqual([
+        ['AUTH_UNAVAILABLE', 'jwks-unavailable: Expected 200 OK from the JSON Web Key Set HTTP response'],
+        ['UNAUTHENTICATED', 'ERR_JOSE_ALG_NOT_ALLOWED'],
+      ]);
+      expect(cold.logs.join('\n')).not.toContain(token.split('.')[2]);
+    } finally {
+      await cold.close();
+    }
+  });
+
   it('does not read a key set over 1 MiB whole: AUTH_UNAVAILABLE, as for one that is not a JWKS', async () => {
     const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
     try {
