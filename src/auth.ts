@@ -1,7 +1,9 @@
 import { createVerifier, TokenError } from 'fast-jwt';
-import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import type { Logger } from 'pino';
 import type { AuthSettings } from './config.js';
 import { ErrorCode, gatewayError } from './errors.js';
+import { describeKeySetFailure, remoteKeySet, type KeySetTimings } from './key-set.js';
 import type { GraphQLError } from 'graphql';
 
 export interface Caller {
@@ -16,10 +18,6 @@ export type Authenticate = (authorizationHeader: string | undefined) => Promise<
 // A JWT far past any real one's size is refused before parsing; it is the caller's mistake or an attack.
 const MAX_TOKEN_LENGTH = 8192;
 const MAX_USER_ID_LENGTH = 256;
-const JWKS_TIMEOUT_MS = 3000;
-// A key set is a few KiB, certificate chains included. jose reads any answer whole and parses it on
-// the request's thread: a 300 MB one took 1.6 GB of memory and blocked the event loop for seconds.
-const MAX_JWKS_BYTES = 1024 * 1024;
 // Control characters (C0, DEL, C1) and what is not well-formed text: a lone surrogate, or U+FFFD, which
 // invalid UTF-8 in a token decodes to (so two different byte strings would name one user).
 const NOT_A_USER_ID = /[\u0000-\u001f\u007f-\u009f\uFFFD]|\p{Cs}/u;
@@ -35,12 +33,15 @@ interface TokenVerifier {
  * Verifies `Authorization: Bearer <JWT>`. The algorithm list is pinned per key type, so a token
  * cannot pick its own (no `none`, no HS256 signed with a public key).
  */
-export function createAuthenticator(settings: AuthSettings, secret?: Uint8Array): Authenticate {
+export function createAuthenticator(
+  settings: AuthSettings,
+  options: { readonly secret?: Uint8Array | undefined; readonly logger?: Logger; readonly keySetTimings?: KeySetTimings | undefined } = {},
+): Authenticate {
   const { key } = settings;
   const verifier =
     key.kind === 'jwks'
-      ? keySetVerifier(settings, key.url)
-      : sharedSecretVerifier(settings, key.kind === 'secret' ? new TextEncoder().encode(key.secret) : secret);
+      ? keySetVerifier(settings, remoteKeySet(new URL(key.url), options.logger, options.keySetTimings))
+      : sharedSecretVerifier(settings, key.kind === 'secret' ? new TextEncoder().encode(key.secret) : options.secret);
 
   return async (header) => {
     if (header === undefined || header.trim() === '') {
@@ -98,9 +99,8 @@ function sharedSecretVerifier(settings: AuthSettings, material: Uint8Array | und
   };
 }
 
-/** RS256/ES256 against a remote key set (jose: fetched on demand, cached, refetched for an unknown key id). */
-function keySetVerifier(settings: AuthSettings, url: string): TokenVerifier {
-  const keySet: JWTVerifyGetKey = createRemoteJWKSet(new URL(url), { timeoutDuration: JWKS_TIMEOUT_MS, [customFetch]: fetchKeySet });
+/** RS256/ES256 against the identity provider's key set (key-set.ts: fetched on demand, cached, refetched for an unknown key id). */
+function keySetVerifier(settings: AuthSettings, keySet: JWTVerifyGetKey): TokenVerifier {
   const options: JWTVerifyOptions = {
     algorithms: ['RS256', 'ES256'],
     requiredClaims: ['exp'],
@@ -131,36 +131,13 @@ function keySetVerifier(settings: AuthSettings, url: string): TokenVerifier {
       if (isKeySetFailure(error)) {
         return {
           ok: false,
-          reason: `jwks-unavailable: ${keySetFailureCause(error)}`,
+          reason: `jwks-unavailable: ${describeKeySetFailure(error)}`,
           error: gatewayError(ErrorCode.AUTH_UNAVAILABLE, 'Sign-in could not be checked right now. Retry in a moment.'),
         };
       }
       return invalidToken(error instanceof joseErrors.JOSEError ? error.code : 'invalid');
     },
   };
-}
-
-/**
- * fetch for jose, with the key set's answer read up to MAX_JWKS_BYTES: past that, a JWKSInvalid
- * (AUTH_UNAVAILABLE) and the rest is not read. Within jose's timeout, whose signal ends the read too.
- */
-async function fetchKeySet(url: string, init: RequestInit): Promise<Response> {
-  const response = await fetch(url, init);
-  if (response.status !== 200 || !response.body) return response;
-  const tooLarge = () => new joseErrors.JWKSInvalid(`The JSON Web Key Set HTTP response is larger than ${MAX_JWKS_BYTES} bytes`);
-  if (Number(response.headers.get('content-length')) > MAX_JWKS_BYTES) {
-    await response.body.cancel();
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  // Leaving the loop early (a throw) cancels the body.
-  for await (const chunk of response.body) {
-    size += chunk.byteLength;
-    if (size > MAX_JWKS_BYTES) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return new Response(Buffer.concat(chunks), { status: 200, headers: { 'content-type': 'application/json' } });
 }
 
 /**
@@ -174,17 +151,6 @@ function isKeySetFailure(error: unknown): boolean {
     error instanceof joseErrors.JWKSInvalid ||
     error.constructor === joseErrors.JOSEError
   );
-}
-
-/**
- * Why the key set failed, for the operation's log line: jose's message (its own constant text), or
- * a network error's code (ECONNREFUSED, ENOTFOUND, a TLS code); never the URL or a response body.
- */
-function keySetFailureCause(error: unknown): string {
-  if (error instanceof joseErrors.JOSEError) return error.message;
-  const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-  if (typeof code === 'string') return code;
-  return error instanceof Error ? error.message.slice(0, 200) : 'unknown';
 }
 
 function expired(): AuthResult {

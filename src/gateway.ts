@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
 import type { Logger } from 'pino';
 import { createAuthenticator } from './auth.js';
+import type { KeySetTimings } from './key-set.js';
 import { parseWorkflows, type AuthSettings, type GatewayConfig, type WorkflowCatalog } from './config.js';
 import type { DrainResult } from './drain.js';
 import type { IdvEmulator } from './emulator/index.js';
@@ -82,6 +83,8 @@ interface UpstreamTarget {
 export interface GatewayOptions {
   /** Where the built /demo page is (dist/demo); served outside production only. */
   readonly demoDir?: string;
+  /** How the JWKS (AUTH_JWKS_URL) is fetched and kept; KEY_SET_TIMINGS by default (tests shorten them). */
+  readonly keySetTimings?: KeySetTimings;
 }
 
 /**
@@ -115,7 +118,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     }
 
     const devSecret = config.auth.key.kind === 'dev' ? randomBytes(32) : undefined;
-    const authenticate = createAuthenticator(config.auth, devSecret);
+    const authenticate = createAuthenticator(config.auth, { secret: devSecret, logger, keySetTimings: options.keySetTimings });
     const devToken = config.production ? null : await signDevToken(config.auth, devSecret);
 
     const idvLogger = logger.child({ component: 'idv' });

@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, UnsecuredJWT } from 'jose';
+import { KEY_SET_TIMINGS, type KeySetTimings } from '../src/key-set.js';
 import { startJwksServer, type JwksServer } from './support/jwks.js';
 import { startStack, TEST_JWT_SECRET, type GraphQLResponse, type TestStack } from './support/stack.js';
 
@@ -135,6 +137,9 @@ describe('caller authentication with issuer, audience and a custom user claim', 
   });
 });
 
+// The key set fetched again as soon as a fetch fails, so that a test sees its recovery at once.
+const RETRY_AT_ONCE = { keySetTimings: { ...KEY_SET_TIMINGS, retryAfterFailureMs: 0 } };
+
 describe('caller authentication with a JWKS (RS256/ES256)', () => {
   let jwks: JwksServer;
   let stack: TestStack;
@@ -164,7 +169,7 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
 
   it('reports an unreachable key set as retryable AUTH_UNAVAILABLE, not as the caller\'s fault', async () => {
     // A fresh gateway, so the key set is not cached yet.
-    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url }, {}, RETRY_AT_ONCE);
     try {
       jwks.setMode('error');
       const response = await cold.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }) });
@@ -217,7 +222,7 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
   });
 
   it('does not read a key set over 1 MiB whole: AUTH_UNAVAILABLE, as for one that is not a JWKS', async () => {
-    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url }, {}, RETRY_AT_ONCE);
     try {
       // A real key set, padded to 4 MiB: read whole, it would verify the token.
       jwks.setMode({ padded: 4 * 1024 * 1024 });
@@ -229,6 +234,74 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
       expect(recovered.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
     } finally {
       await cold.close();
+    }
+  });
+});
+
+describe('the key set while the identity provider fails', () => {
+  let jwks: JwksServer;
+  beforeAll(async () => {
+    jwks = await startJwksServer();
+  });
+  afterAll(() => jwks.close());
+  beforeEach(() => jwks.setMode('up'));
+
+  /** A gateway whose key set is fetched once now, and whose timings are `timings` over the defaults. */
+  async function gatewayWithKeys(timings: Partial<KeySetTimings>): Promise<TestStack> {
+    const stack = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url }, {}, { keySetTimings: { ...KEY_SET_TIMINGS, ...timings } });
+    expect((await stack.startVerification({ token: await jwks.sign('RS256', { sub: 'before' }) })).body.data?.startVerification).toBeDefined();
+    return stack;
+  }
+  const codeOf = (response: { body: { errors?: { extensions: { code: string } }[] } }) => response.body.errors?.[0]?.extensions.code;
+
+  it('keeps checking tokens with the last key set, fetches again at most once per pause, and logs the outage once', async () => {
+    const stack = await gatewayWithKeys({ maxAgeMs: 50, retryAfterFailureMs: 60_000 });
+    try {
+      const fetched = jwks.requests;
+      jwks.setMode('error');
+      await sleep(100);
+      for (const user of ['during-1', 'during-2', 'during-3']) {
+        const response = await stack.startVerification({ token: await jwks.sign('RS256', { sub: user }) });
+        expect(response.body.data?.startVerification).toBeDefined();
+      }
+      // A key id the last set does not have: perhaps the provider's new key, which cannot be fetched now.
+      const unknown = await stack.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }, { kid: 'new-key' }) });
+      expect(unknown.body.errors?.[0]?.extensions).toEqual({ code: 'AUTH_UNAVAILABLE', retryable: true });
+      expect(jwks.requests - fetched).toBe(1);
+      const warnings = stack.logs.filter((line) => line.includes('JWKS fetch failed'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0] ?? '{}')).toMatchObject({ cause: 'Expected 200 OK from the JSON Web Key Set HTTP response', keySetAgeSeconds: 0 });
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('does not make a request wait on the refresh of a key set it already has', async () => {
+    // A fetch that waits would take the request past the test's own timeout.
+    const stack = await gatewayWithKeys({ maxAgeMs: 50, timeoutMs: 30_000 });
+    try {
+      jwks.setMode('hang');
+      await sleep(100);
+      const fetched = jwks.requests;
+      const response = await stack.startVerification({ token: await jwks.sign('ES256', { sub: 'not-waiting' }) });
+      expect(response.body.data?.startVerification).toBeDefined();
+      expect(jwks.requests - fetched).toBe(1);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('stops using a key set older than maxStaleMs, and recovers once the provider answers', async () => {
+    const stack = await gatewayWithKeys({ maxAgeMs: 0, maxStaleMs: 100, retryAfterFailureMs: 0 });
+    try {
+      jwks.setMode('error');
+      await sleep(150);
+      expect(codeOf(await stack.startVerification({ token: await jwks.sign('RS256', { sub: 'stale' }) }))).toBe('AUTH_UNAVAILABLE');
+      jwks.setMode('up');
+      expect((await stack.startVerification({ token: await jwks.sign('RS256', { sub: 'fresh' }) })).body.data?.startVerification).toBeDefined();
+      expect(stack.logs.filter((line) => line.includes('JWKS fetched again'))).toHaveLength(1);
+    } finally {
+      await stack.close();
     }
   });
 });

@@ -10,6 +10,8 @@ export interface JwksServer {
   sign(alg: 'RS256' | 'ES256', claims: Record<string, unknown>, options?: { kid?: string | null; key?: 'next' }): Promise<string>;
   /** While down, every request hangs (timeout) or answers 503; `padded` serves the key set padded past `bytes`, chunked. */
   setMode(mode: 'up' | 'hang' | 'error' | { padded: number }): void;
+  /** Requests received so far, in any mode. */
+  readonly requests: number;
   close(): Promise<void>;
 }
 
@@ -27,7 +29,9 @@ export async function startJwksServer(options: { rotation?: boolean } = {}): Pro
     keys.set(name, { alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } });
   }
   let mode: 'up' | 'hang' | 'error' | { padded: number } = 'up';
+  let requests = 0;
   const server = http.createServer((_req, res) => {
+    requests += 1;
     if (mode === 'hang') return;
     if (mode === 'error') {
       res.writeHead(503).end();
@@ -61,6 +65,9 @@ export async function startJwksServer(options: { rotation?: boolean } = {}): Pro
     },
     setMode(next) {
       mode = next;
+    },
+    get requests() {
+      return requests;
     },
     close: () =>
       new Promise<void>((resolve) => {
