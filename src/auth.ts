@@ -66,6 +66,25 @@ export function createAuthenticator(
   };
 }
 
+const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
+
+/**
+ * What fast-jwt leaves unchecked in the time claims. JSON reads `"exp": 1e400` as Infinity, which
+ * fast-jwt compares and takes for a token that never expires; it reads `iat` not at all. Each,
+ * when present, must be a finite number, and `iat` not later than now and the clock tolerance:
+ * jose's check, in its whole seconds (jose makes it only when given a maxTokenAge).
+ */
+function checkTimeClaims(payload: Record<string, unknown>, toleranceSeconds: number): void {
+  for (const claim of TIME_CLAIMS) {
+    if (Object.hasOwn(payload, claim) && !Number.isFinite(payload[claim])) {
+      throw new TokenError(TokenError.codes.invalidClaimType, `The ${claim} claim must be a finite number.`);
+    }
+  }
+  if (Object.hasOwn(payload, 'iat') && (payload.iat as number) > Math.floor(Date.now() / 1000) + toleranceSeconds) {
+    throw new TokenError(TokenError.codes.invalidClaimValue, 'The iat claim is in the future.');
+  }
+}
+
 /**
  * HS256 with fast-jwt, which checks the HMAC with node:crypto on the request's own thread. jose
  * checks it with WebCrypto, a job on libuv's thread pool: ~70 µs of CPU per token against
@@ -90,6 +109,7 @@ function sharedSecretVerifier(settings: AuthSettings, material: Uint8Array | und
       // jose looked at the token's own claims only.
       const missing = requiredClaims.find((claim) => !Object.hasOwn(payload, claim));
       if (missing) throw new TokenError(TokenError.codes.missingRequiredClaim, `The ${missing} claim is required.`);
+      checkTimeClaims(payload, settings.clockToleranceSeconds);
       return payload;
     },
     refusal: (error) => {

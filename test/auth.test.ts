@@ -65,6 +65,12 @@ describe('caller authentication with a shared secret (HS256)', () => {
     ['a token with a critical header extension the gateway does not know', async () => header(`Bearer ${signByHand({ alg: 'HS256', crit: ['x-policy'], 'x-policy': 1 }, { sub: 'u', exp: Math.floor(Date.now() / 1000) + 300 })}`)],
     ['a token whose exp is not a number', async () => header(`Bearer ${await sign({ sub: 'u', exp: String(Math.floor(Date.now() / 1000) + 300) }, (jwt) => jwt)}`)],
     ['a token expired for longer than the clock tolerance', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 10))}`)],
+    // JSON reads 1e400 as Infinity: an exp that would never come.
+    ['a token whose exp is 1e400', async () => header(`Bearer ${signByHand({ alg: 'HS256' }, Buffer.from('{"sub":"u","exp":1e400}'))}`)],
+    ['a token whose nbf is -1e400', async () => header(`Bearer ${signByHand({ alg: 'HS256' }, Buffer.from(`{"sub":"u","exp":${Math.floor(Date.now() / 1000) + 300},"nbf":-1e400}`))}`)],
+    ['a token whose iat is not a number', async () => header(`Bearer ${signByHand({ alg: 'HS256' }, { sub: 'u', exp: Math.floor(Date.now() / 1000) + 300, iat: String(Math.floor(Date.now() / 1000)) })}`)],
+    ['a token whose iat is 1e400', async () => header(`Bearer ${signByHand({ alg: 'HS256' }, Buffer.from(`{"sub":"u","exp":${Math.floor(Date.now() / 1000) + 300},"iat":1e400}`))}`)],
+    ['a token issued later than now and the clock tolerance', async () => header(`Bearer ${await sign({ sub: 'u' }, (jwt) => jwt.setIssuedAt(Math.floor(Date.now() / 1000) + 60).setExpirationTime('5m'))}`)],
   ])('refuses %s with 401 UNAUTHENTICATED and no upstream call', async (_name, request) => {
     expectUnauthenticated(await stack.startVerification(await request()), stack);
   });
@@ -80,6 +86,16 @@ describe('caller authentication with a shared secret (HS256)', () => {
     const response = await stack.startVerification({ token: null, headers: { authorization: `bearer ${await sign({ sub: 'u-1' })}` } });
     expect(response.status).toBe(200);
     expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+  });
+
+  it('refuses bad time claims as any other invalid token', async () => {
+    const response = await stack.startVerification({ token: signByHand({ alg: 'HS256' }, { sub: 'u', exp: Math.floor(Date.now() / 1000) + 300, iat: 'yesterday' }) });
+    expect(response.body.errors[0].message).toBe('The bearer token is not valid for this gateway. Sign in again.');
+  });
+
+  it('accepts a token issued within the clock tolerance (5 s by default) of now', async () => {
+    const token = await sign({ sub: 'u' }, (jwt) => jwt.setIssuedAt(Math.floor(Date.now() / 1000) + 2).setExpirationTime('5m'));
+    expect((await stack.startVerification({ token })).status).toBe(200);
   });
 
   it('accepts a token expired within the clock tolerance (5 s by default)', async () => {
