@@ -13,7 +13,8 @@ export interface Caller {
 
 export type AuthResult = { readonly ok: true; readonly caller: Caller } | { readonly ok: false; readonly error: GraphQLError; readonly reason: string };
 
-export type Authenticate = (authorizationHeader: string | undefined) => Promise<AuthResult>;
+/** Takes the request's Authorization header: its value, or every value when it came more than once. */
+export type Authenticate = (authorizationHeader: string | readonly string[] | undefined) => Promise<AuthResult>;
 
 // A JWT far past any real one's size is refused before parsing; it is the caller's mistake or an attack.
 const MAX_TOKEN_LENGTH = 8192;
@@ -44,14 +45,15 @@ export function createAuthenticator(
       : sharedSecretVerifier(settings, key.kind === 'secret' ? new TextEncoder().encode(key.secret) : options.secret);
 
   return async (header) => {
-    if (header === undefined || header.trim() === '') {
+    if (header === undefined || (typeof header === 'string' && header.trim() === '')) {
       return unauthenticated('missing', 'Sign-in required: send "Authorization: Bearer <token>".');
     }
+    // Several: RFC 9110 allows one, and which one counts would depend on who reads them (node keeps
+    // the first, a proxy in front may have checked the last).
+    if (typeof header !== 'string') return malformed();
     const match = /^Bearer +(\S+) *$/i.exec(header);
     const token = match?.[1];
-    if (!token || token.length > MAX_TOKEN_LENGTH) {
-      return unauthenticated('malformed', 'The Authorization header must be "Bearer <token>" with one JSON Web Token.');
-    }
+    if (!token || token.length > MAX_TOKEN_LENGTH) return malformed();
     let payload: Record<string, unknown>;
     try {
       payload = await verifier.verify(token);
@@ -175,6 +177,10 @@ function isKeySetFailure(error: unknown): boolean {
 
 function expired(): AuthResult {
   return unauthenticated('expired', 'The bearer token has expired. Refresh it and retry.');
+}
+
+function malformed(): AuthResult {
+  return unauthenticated('malformed', 'The Authorization header must be "Bearer <token>" with one JSON Web Token.');
 }
 
 function invalidToken(reason: string): AuthResult {

@@ -138,7 +138,7 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
   const graphql = graphqlHttpHandler({
     apollo,
     context: async ({ req, res, scope }): Promise<GatewayContext> => ({
-      auth: await options.authenticate(req.headers.authorization),
+      auth: await options.authenticate(authorizationOf(req)),
       verification: options.verification,
       logger,
       requestId: scope.requestId,
@@ -205,6 +205,29 @@ export async function createServer(options: ServerOptions): Promise<GatewayServe
       return result;
     },
   };
+}
+
+/**
+ * The Authorization header(s) for authentication, which refuses several. Node keeps the first and
+ * drops the rest, so when there is one its raw name is looked for again (names only, no value
+ * copied); all the values (headersDistinct, built on access) only for a request that sent several.
+ */
+function authorizationOf(req: http.IncomingMessage): string | string[] | undefined {
+  const header = req.headers.authorization;
+  if (header === undefined || !severalAuthorizations(req.rawHeaders)) return header;
+  return req.headersDistinct.authorization;
+}
+
+function severalAuthorizations(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    // 'authorization'.length: most names are told apart without lower-casing them.
+    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
 }
 
 function refuseWithoutHost(res: http.ServerResponse): void {

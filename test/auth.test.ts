@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { KEY_SET_TIMINGS, type KeySetTimings } from '../src/key-set.js';
 import { startJwksServer, type JwksServer } from './support/jwks.js';
-import { startStack, TEST_JWT_SECRET, type GraphQLResponse, type TestStack } from './support/stack.js';
+import { rawRequest } from './support/raw-http.js';
+import { START_VERIFICATION, startStack, TEST_JWT_SECRET, type GraphQLResponse, type TestStack } from './support/stack.js';
 
 const secret = new TextEncoder().encode(TEST_JWT_SECRET);
 
@@ -101,6 +102,33 @@ describe('caller authentication with a shared secret (HS256)', () => {
   it('accepts a token expired within the clock tolerance (5 s by default)', async () => {
     const token = await sign({ sub: 'u' }, (jwt) => jwt.setExpirationTime(Math.floor(Date.now() / 1000) - 2));
     expect((await stack.startVerification({ token })).status).toBe(200);
+  });
+
+  // Sent as written: fetch (undici) may join repeated headers into one before they leave.
+  it.each<[string, (valid: string) => string[]]>([
+    ['a valid token, then another value', (valid) => ['Authorization', valid, 'Authorization', 'Bearer garbage']],
+    ['another value, then a valid token', (valid) => ['Authorization', 'Bearer garbage', 'authorization', valid]],
+    ['the same valid token twice, names in other cases', (valid) => ['authorization', valid, 'AUTHORIZATION', valid]],
+  ])('refuses a request with two Authorization headers (%s) as a malformed one', async (_name, authorizations) => {
+    const valid = `Bearer ${await sign({ sub: 'u' })}`;
+    const { host } = new URL(stack.url);
+    const response = await rawRequest(stack.url, {
+      headers: ['Host', host, 'Content-Type', 'application/json', ...authorizations(valid)],
+      body: JSON.stringify({ query: START_VERIFICATION }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers['www-authenticate']).toBe('Bearer');
+    expect(response.body.data).toBeNull();
+    expect(response.body.errors).toEqual([
+      expect.objectContaining({
+        message: 'The Authorization header must be "Bearer <token>" with one JSON Web Token.',
+        extensions: { code: 'UNAUTHENTICATED', retryable: false },
+      }),
+    ]);
+    expect(stack.emulator.requests).toEqual([]);
+    // The valid header alone is accepted: only the repeat is refused.
+    const alone = await rawRequest(stack.url, { headers: ['Host', host, 'Content-Type', 'application/json', 'Authorization', valid], body: JSON.stringify({ query: START_VERIFICATION }) });
+    expect(alone.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
   });
 
   it('keeps serving after a burst of bad tokens', async () => {

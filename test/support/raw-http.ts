@@ -9,10 +9,14 @@ export interface RawResponse {
   readonly body: any;
 }
 
-/** An HTTP request with nothing added: no default content type, headers exactly as given. */
+/**
+ * An HTTP request with nothing added: no default content type, headers exactly as given. As a flat
+ * list of names and values (rawHeaders' shape), a name may repeat and keeps its case; Host must
+ * then be in it.
+ */
 export function rawRequest(
   url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  options: { method?: string; headers?: Record<string, string> | readonly string[]; body?: string | Buffer } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const request = http.request(url, { method: options.method ?? 'POST', headers: options.headers ?? {} }, (response) => {
