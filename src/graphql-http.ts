@@ -93,7 +93,7 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
   return (req, res, target) => {
     const scope = openRequestScope(req, res);
     // Every path this handler serves is the GraphQL endpoint (/GraphQL, /graphql/… included).
-    observeHttpRequest(options.metrics, 'graphql', res);
+    observeHttpRequest(options.metrics, 'graphql', res, scope.started);
     try {
       setHeaders(res, options.securityHeaders);
       // Answers preflights itself, before admission: they cost nothing and must keep answering.

@@ -90,7 +90,7 @@ export class GatewayMetrics {
     });
     this.#startVerificationDuration = new Histogram({
       name: `${PREFIX}start_verification_duration_seconds`,
-      help: 'Duration of operations that ran startVerification, whatever their outcome.',
+      help: 'Duration of operations that ran startVerification, whatever their outcome, from the request\'s arrival (its token check included) to its answer.',
       buckets: LATENCY_BUCKETS,
       registers,
     });

@@ -48,7 +48,9 @@ export function operationObserver(options: { logUserIds: boolean; metrics: Gatew
   return {
     async requestDidStart({ contextValue, schema }) {
       inFlight?.begin();
-      const started = performance.now();
+      // From the request's arrival, not from here: Apollo calls the context function, and with it
+      // the token check (a JWKS fetch can take seconds), before any plugin hears of the request.
+      const { started } = contextValue.scope;
       let label = INVALID_OPERATION;
       return {
         async didResolveOperation({ operation, document }) {

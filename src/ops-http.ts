@@ -23,9 +23,11 @@ export function routeOf(path: string): HttpRoute {
   return ROUTES[path] ?? (path === '/demo' || path.startsWith('/demo/') ? 'demo' : 'other');
 }
 
-/** Counts the request by route and status once its response closes, and times it: `aborted` if it never finished. */
-export function observeHttpRequest(metrics: GatewayMetrics, route: HttpRoute, res: ServerResponse): void {
-  const started = performance.now();
+/**
+ * Counts the request by route and status once its response closes, and times it from `started`
+ * (performance.now(); by default, now): `aborted` if it never finished.
+ */
+export function observeHttpRequest(metrics: GatewayMetrics, route: HttpRoute, res: ServerResponse, started = performance.now()): void {
   res.once('close', () => {
     metrics.httpRequest(route, res.writableFinished ? res.statusCode : 'aborted', (performance.now() - started) / 1000);
   });

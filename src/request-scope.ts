@@ -15,6 +15,12 @@ import type { UpstreamCall } from './idv/platform.js';
 
 export interface RequestScope {
   readonly requestId: string;
+  /**
+   * performance.now() when the gateway began handling the request (its headers read): where the
+   * operation's logged and measured duration starts, so that the token check, which runs before
+   * Apollo's own start, is in it.
+   */
+  readonly started: number;
   /** Every upstream call made for this request, in order (each attempt, once retries exist). */
   readonly upstream: UpstreamCall[];
   /** The workflow startVerification was asked for (the default when none), once the resolver has run. */
@@ -29,7 +35,7 @@ export function openRequestScope(req: IncomingMessage, res: ServerResponse): Req
   const incoming = req.headers['x-request-id'];
   const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
   res.setHeader('x-request-id', requestId);
-  return { requestId, upstream: [], workflow: null };
+  return { requestId, started: performance.now(), upstream: [], workflow: null };
 }
 
 /** The Express routes' entry: opens the scope and keeps it on the response for the error handler. */

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { KEY_SET_TIMINGS, type KeySetTimings } from '../src/key-set.js';
 import { startJwksServer, type JwksServer } from './support/jwks.js';
+import { parsePrometheusText } from './support/prometheus.js';
 import { rawRequest } from './support/raw-http.js';
 import { START_VERIFICATION, startStack, TEST_JWT_SECRET, type GraphQLResponse, type TestStack } from './support/stack.js';
 
@@ -260,6 +261,27 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
         ['UNAUTHENTICATED', 'ERR_JOSE_ALG_NOT_ALLOWED'],
       ]);
       expect(cold.logs.join('\n')).not.toContain(token.split('.')[2]);
+    } finally {
+      await cold.close();
+    }
+  });
+
+  it('counts the token check in the operation\'s logged duration and in its histogram', async () => {
+    const cold = await startStack({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: jwks.url });
+    try {
+      // The key set's fetch, on the first token, runs in Apollo's context function: before its pipeline starts.
+      const delayMs = 500;
+      jwks.setMode({ delayMs });
+      const response = await cold.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }) });
+      expect(response.body.data.startVerification.sessionId).toMatch(/^[0-9a-f]{24}$/);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const lines = cold.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'graphql operation');
+      expect(lines).toEqual([expect.objectContaining({ field: 'startVerification', outcome: 'OK' })]);
+      expect(lines[0]?.durationMs).toBeGreaterThanOrEqual(delayMs);
+      const metrics = parsePrometheusText(await (await fetch(cold.gateway.metricsUrl)).text());
+      expect(metrics.value('idv_gateway_start_verification_duration_seconds_count')).toBe(1);
+      expect(metrics.value('idv_gateway_start_verification_duration_seconds_sum')).toBeGreaterThanOrEqual(delayMs / 1000);
+      expect(metrics.value('idv_gateway_start_verification_duration_seconds_sum')).toBeCloseTo((lines[0]?.durationMs as number) / 1000, 2);
     } finally {
       await cold.close();
     }

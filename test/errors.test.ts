@@ -76,7 +76,7 @@ describe('logUnexpectedErrors', () => {
       plugins: [operationObserver({ logUserIds: false, metrics: new GatewayMetrics({ workflows: [] }) })],
     });
     await apollo.start();
-    const scope = { requestId: 'req-8', upstream: [], workflow: null };
+    const scope = { requestId: 'req-8', started: performance.now(), upstream: [], workflow: null };
     const contextValue = { auth: { ok: false }, logger, requestId: scope.requestId, scope } as unknown as GatewayContext;
     const response = await apollo.executeOperation({ query: '{ broken }' }, { contextValue });
     await apollo.stop();

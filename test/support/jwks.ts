@@ -3,13 +3,17 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 
 type KeyName = 'RS256' | 'ES256' | 'RS256-next';
+type Mode = 'up' | 'hang' | 'error' | { padded: number } | { delayMs: number };
 
 export interface JwksServer {
   readonly url: string;
   /** `kid: null` leaves the key id out of the header; `key: 'next'` signs with the second RSA key (`rotation` only). */
   sign(alg: 'RS256' | 'ES256', claims: Record<string, unknown>, options?: { kid?: string | null; key?: 'next' }): Promise<string>;
-  /** While down, every request hangs (timeout) or answers 503; `padded` serves the key set padded past `bytes`, chunked. */
-  setMode(mode: 'up' | 'hang' | 'error' | { padded: number }): void;
+  /**
+   * While down, every request hangs (timeout) or answers 503; `padded` serves the key set padded
+   * past `bytes`, chunked; `delayMs` serves it after that long.
+   */
+  setMode(mode: Mode): void;
   /** Requests received so far, in any mode. */
   readonly requests: number;
   close(): Promise<void>;
@@ -28,16 +32,22 @@ export async function startJwksServer(options: { rotation?: boolean } = {}): Pro
     const kid = `${name.toLowerCase()}-key`;
     keys.set(name, { alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } });
   }
-  let mode: 'up' | 'hang' | 'error' | { padded: number } = 'up';
+  const keySet = () => JSON.stringify({ keys: [...keys.values()].map((key) => key.jwk) });
+  let mode: Mode = 'up';
   let requests = 0;
   const server = http.createServer((_req, res) => {
     requests += 1;
     if (mode === 'hang') return;
+    if (typeof mode === 'object' && 'delayMs' in mode) {
+      const body = keySet();
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(body), mode.delayMs);
+      return;
+    }
     if (mode === 'error') {
       res.writeHead(503).end();
       return;
     }
-    const body = JSON.stringify({ keys: [...keys.values()].map((key) => key.jwk) });
+    const body = keySet();
     res.writeHead(200, { 'content-type': 'application/json' });
     if (mode === 'up') {
       res.end(body);
