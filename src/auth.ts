@@ -60,6 +60,8 @@ export function createAuthenticator(
     } catch (error) {
       return verifier.refusal(error);
     }
+    const timeClaim = badTimeClaim(payload, settings.clockToleranceSeconds);
+    if (timeClaim) return invalidToken(`bad-time-claim: ${timeClaim}`);
     const userId = payload[settings.userClaim];
     if (typeof userId !== 'string' || userId === '' || userId.length > MAX_USER_ID_LENGTH || NOT_A_USER_ID.test(userId)) {
       return unauthenticated('no-user-claim', 'The bearer token does not identify a user. Sign in again.');
@@ -71,20 +73,18 @@ export function createAuthenticator(
 const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
 
 /**
- * What fast-jwt leaves unchecked in the time claims. JSON reads `"exp": 1e400` as Infinity, which
- * fast-jwt compares and takes for a token that never expires; it reads `iat` not at all. Each,
- * when present, must be a finite number, and `iat` not later than now and the clock tolerance:
- * jose's check, in its whole seconds (jose makes it only when given a maxTokenAge).
+ * What neither verifier checks in the time claims, in both modes alike. JSON reads `"exp": 1e400`
+ * as Infinity, which fast-jwt and jose both compare and take for a token that never expires; an
+ * `iat` in the future passes both (jose checks it only when given a maxTokenAge, fast-jwt never).
+ * Each, when present, must be a finite number, and `iat` not later than now and the clock
+ * tolerance, in whole seconds as jose counts. The claim at fault, or null.
  */
-function checkTimeClaims(payload: Record<string, unknown>, toleranceSeconds: number): void {
+function badTimeClaim(payload: Record<string, unknown>, toleranceSeconds: number): string | null {
   for (const claim of TIME_CLAIMS) {
-    if (Object.hasOwn(payload, claim) && !Number.isFinite(payload[claim])) {
-      throw new TokenError(TokenError.codes.invalidClaimType, `The ${claim} claim must be a finite number.`);
-    }
+    if (Object.hasOwn(payload, claim) && !Number.isFinite(payload[claim])) return claim;
   }
-  if (Object.hasOwn(payload, 'iat') && (payload.iat as number) > Math.floor(Date.now() / 1000) + toleranceSeconds) {
-    throw new TokenError(TokenError.codes.invalidClaimValue, 'The iat claim is in the future.');
-  }
+  if (Object.hasOwn(payload, 'iat') && (payload.iat as number) > Math.floor(Date.now() / 1000) + toleranceSeconds) return 'iat';
+  return null;
 }
 
 /**
@@ -111,7 +111,6 @@ function sharedSecretVerifier(settings: AuthSettings, material: Uint8Array | und
       // jose looked at the token's own claims only.
       const missing = requiredClaims.find((claim) => !Object.hasOwn(payload, claim));
       if (missing) throw new TokenError(TokenError.codes.missingRequiredClaim, `The ${missing} claim is required.`);
-      checkTimeClaims(payload, settings.clockToleranceSeconds);
       return payload;
     },
     refusal: (error) => {

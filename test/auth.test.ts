@@ -207,6 +207,14 @@ describe('caller authentication with a JWKS (RS256/ES256)', () => {
     expect(stack.emulator.sessions.get(sessionId)?.metadata).toEqual({ externalUserId: `jwks-${alg}` });
   });
 
+  it('refuses a token whose exp is 1e400 (Infinity) or whose iat is in the future, which jose alone would accept', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    expect((await stack.startVerification({ token: await jwks.signText(`{"sub":"u","exp":${now + 300}}`) })).body.data?.startVerification).toBeDefined();
+    stack.emulator.resetRecords();
+    expectUnauthenticated(await stack.startVerification({ token: await jwks.signText('{"sub":"u","exp":1e400}') }), stack);
+    expectUnauthenticated(await stack.startVerification({ token: await jwks.signText(`{"sub":"u","exp":${now + 300},"iat":${now + 60}}`) }), stack);
+  });
+
   it('refuses an HS256 token (no algorithm confusion) and an unknown key id', async () => {
     expectUnauthenticated(await stack.startVerification({ token: await sign({ sub: 'u' }) }), stack);
     expectUnauthenticated(await stack.startVerification({ token: await jwks.sign('RS256', { sub: 'u' }, { kid: 'unknown' }) }), stack);

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { CompactSign, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 
 type KeyName = 'RS256' | 'ES256' | 'RS256-next';
 type Mode = 'up' | 'hang' | 'error' | { padded: number } | { delayMs: number };
@@ -9,6 +9,8 @@ export interface JwksServer {
   readonly url: string;
   /** `kid: null` leaves the key id out of the header; `key: 'next'` signs with the second RSA key (`rotation` only). */
   sign(alg: 'RS256' | 'ES256', claims: Record<string, unknown>, options?: { kid?: string | null; key?: 'next' }): Promise<string>;
+  /** Signs this payload text as it is, with the RSA key: JSON that SignJWT would not write (`1e400`). */
+  signText(payload: string): Promise<string>;
   /**
    * While down, every request hangs (timeout) or answers 503; `padded` serves the key set padded
    * past `bytes`, chunked; `delayMs` serves it after that long.
@@ -72,6 +74,11 @@ export async function startJwksServer(options: { rotation?: boolean } = {}): Pro
         .setIssuedAt()
         .setExpirationTime('5m')
         .sign(key.privateKey);
+    },
+    async signText(payload) {
+      const key = keys.get('RS256');
+      if (!key) throw new Error('RS256');
+      return new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'RS256', kid: key.jwk.kid }).sign(key.privateKey);
     },
     setMode(next) {
       mode = next;
