@@ -16,10 +16,11 @@ return 0`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 // A persisted query is shared only within the window's budget of new ones: a query already there
-// costs nothing, a new one takes one from the count (KEYS[2]), which expires with its window.
+// costs nothing, a new one takes one from the count (KEYS[2]), which expires when its window ends
+// (ARGV[4]: the milliseconds left in it), not a whole window after the window's first new query.
 const SHARE_QUERY = `if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
 local taken = redis.call('INCR', KEYS[2])
-if taken == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+if taken == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 if taken > tonumber(ARGV[3]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1`;
@@ -28,7 +29,7 @@ interface ScriptCommands {
   idvClaim(key: string, owner: string, ttlMs: number): Promise<string | null>;
   idvRenew(key: string, owner: string, ttlMs: number): Promise<number>;
   idvRelease(key: string, owner: string): Promise<number>;
-  idvShareQuery(key: string, budgetKey: string, text: string, ttlSeconds: number, budget: number, windowSeconds: number): Promise<number>;
+  idvShareQuery(key: string, budgetKey: string, text: string, ttlSeconds: number, budget: number, windowLeftMs: number): Promise<number>;
 }
 
 /**
@@ -141,9 +142,11 @@ export class RedisState implements SharedState {
    * text is stored (now or before).
    */
   async shareQuery(key: string, text: string, ttlSeconds: number, budget: { count: number; windowSeconds: number }, now = Date.now()): Promise<boolean> {
-    const window = Math.floor(now / 1000 / budget.windowSeconds);
+    const windowMs = budget.windowSeconds * 1000;
+    const window = Math.floor(now / windowMs);
     const budgetKey = `${this.prefix}apq-budget:${window}`;
-    return (await this.#commands.idvShareQuery(this.prefix + key, budgetKey, text, ttlSeconds, budget.count, budget.windowSeconds)) === 1;
+    const windowLeftMs = (window + 1) * windowMs - now;
+    return (await this.#commands.idvShareQuery(this.prefix + key, budgetKey, text, ttlSeconds, budget.count, windowLeftMs)) === 1;
   }
 
   async consume(subject: string): Promise<LimitDecision> {
