@@ -22,10 +22,12 @@ const MAX_USER_ID_LENGTH = 256;
 // Control characters (C0, DEL, C1) and what is not well-formed text: a lone surrogate, or U+FFFD, which
 // invalid UTF-8 in a token decodes to (so two different byte strings would name one user). Also what
 // lets one id look like another where the platform's reviewers read it: invisible and direction
-// characters (Unicode's format class: zero-width spaces and joiners, bidi overrides, the BOM), line
-// and paragraph separators, noncharacters, and white space at either end or alone. With a claim
-// users choose (AUTH_USER_CLAIM=preferred_username), "alice\u200B" would pass for "alice".
-const NOT_A_USER_ID = /[\u0000-\u001f\u007f-\u009f\uFFFD\uFFFE\uFFFF\uFDD0-\uFDEF]|\p{Cs}|\p{Cf}|\p{Zl}|\p{Zp}|^\s|\s$/u;
+// characters (Unicode's format class: zero-width spaces and joiners, bidi overrides, the BOM; and
+// the rest of what Unicode says to render as nothing, Default_Ignorable_Code_Point: Hangul fillers,
+// variation selectors, the combining grapheme joiner), line and paragraph separators,
+// noncharacters, and white space at either end or alone. With a claim users choose
+// (AUTH_USER_CLAIM=preferred_username), "alice\u200B" or "alice\u3164" would pass for "alice".
+const NOT_A_USER_ID = /[\u0000-\u001f\u007f-\u009f\uFFFD\uFFFE\uFFFF\uFDD0-\uFDEF]|\p{Cs}|\p{Cf}|\p{DI}|\p{Zl}|\p{Zp}|^\s|\s$/u;
 
 /** One key mode's token check: the payload once signature and claims hold, or why not. */
 interface TokenVerifier {

@@ -67,6 +67,10 @@ describe('caller authentication with a shared secret (HS256)', () => {
     ['a token whose subject has a zero-width space', async () => header(`Bearer ${await sign({ sub: 'alice\u200b' })}`)],
     ['a token whose subject has a right-to-left override', async () => header(`Bearer ${await sign({ sub: 'user\u202e321' })}`)],
     ['a token whose subject has a byte order mark', async () => header(`Bearer ${await sign({ sub: '\ufeffalice' })}`)],
+    // Not format characters, yet rendered as nothing (Default_Ignorable_Code_Point).
+    ['a token whose subject has a Hangul filler', async () => header(`Bearer ${await sign({ sub: 'alice\u3164' })}`)],
+    ['a token whose subject has a variation selector', async () => header(`Bearer ${await sign({ sub: 'alice\ufe0f' })}`)],
+    ['a token whose subject has a combining grapheme joiner', async () => header(`Bearer ${await sign({ sub: 'ali\u034fce' })}`)],
     ['a token whose subject has a line separator', async () => header(`Bearer ${await sign({ sub: 'a\u2028b' })}`)],
     ['a token whose subject has a noncharacter', async () => header(`Bearer ${await sign({ sub: 'a\uffffb' })}`)],
     ['a token whose subject has only spaces', async () => header(`Bearer ${await sign({ sub: '   ' })}`)],
