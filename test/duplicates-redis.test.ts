@@ -27,15 +27,29 @@ if (!REDIS_URL) {
   console.warn('Skipping the Redis tests of duplicate protection: REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379).');
 }
 
-async function deletePrefix(url: string, prefix: string): Promise<void> {
+/** The keys matching `pattern`, found with SCAN: the Redis is shared, and KEYS would block it. */
+async function keysMatching(url: string, pattern: string): Promise<string[]> {
   const client = new Redis(url);
   try {
+    const found: string[] = [];
     let cursor = '0';
     do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
       cursor = next;
-      if (keys.length > 0) await client.del(...keys);
+      found.push(...keys);
     } while (cursor !== '0');
+    return found;
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const keys = await keysMatching(url, `${prefix}*`);
+  if (keys.length === 0) return;
+  const client = new Redis(url);
+  try {
+    for (let i = 0; i < keys.length; i += 500) await client.del(...keys.slice(i, i + 500));
   } finally {
     client.disconnect();
   }
@@ -247,7 +261,7 @@ describeWithRedis('the APQ cache on Redis', () => {
     const redis = new RedisState(connectRedis(REDIS_URL ?? ''), prefix, null);
     const failover = new FailoverState(redis, new MemoryState(null), logger);
     await failover.connect(2000);
-    const cache = new ApqCache(redis, failover, prefix, logger, { maxBytes: 1024, newPerWindow: 2, windowSeconds });
+    const cache = new ApqCache(redis, failover, logger, { maxBytes: 1024, newPerWindow: 2, windowSeconds });
     try {
       await cache.set('apq:one', 'query One { workflows }', { ttl: 60 });
       await cache.set('apq:two', 'query Two { workflows }', { ttl: 60 });
@@ -309,14 +323,7 @@ describeWithRedis('the per-caller limit on Redis, across two instances', () => {
   it('keeps nothing in Redis for a refusal, whatever the rate a caller over the limit sends at', async () => {
     const token = await a.token('over-limit-user');
     for (let i = 0; i < 3; i += 1) handoffOf(await a.startVerification({ token }));
-    const keys = async (kind: string) => {
-      const client = new Redis(REDIS_URL ?? '');
-      try {
-        return (await client.keys(`${prefix}${kind}:*`)).length;
-      } finally {
-        client.disconnect();
-      }
-    };
+    const keys = async (kind: string) => (await keysMatching(REDIS_URL ?? '', `${prefix}${kind}:*`)).length;
     const results = await keys('result');
     // Each with its own key, so none joins another in this process: each leads a flight of its own.
     for (let i = 0; i < 60; i += 1) {
@@ -354,12 +361,7 @@ describeWithRedis('an instance shut down while it leads a start others wait on',
       const taken = handoffOf(await follower);
       expect(taken.reused).toBe(false);
       expect(performance.now() - started).toBeLessThan(5000);
-      const client = new Redis(REDIS_URL ?? '');
-      try {
-        expect(await client.keys(`${prefix}lock:*`)).toEqual([]);
-      } finally {
-        client.disconnect();
-      }
+      expect(await keysMatching(REDIS_URL ?? '', `${prefix}lock:*`)).toEqual([]);
       held.open();
     } finally {
       await b.close();

@@ -255,7 +255,8 @@ describe('SHUTDOWN_DELAY_MS', () => {
   }
 
   it('keeps accepting and answering, with readiness 503 and Connection: close, before it closes the listener', async () => {
-    const stack = await startStack({ METRICS_PORT: '0', SHUTDOWN_DELAY_MS: '600' });
+    // Room for the five requests below inside the delay on a slow, shared machine.
+    const stack = await startStack({ METRICS_PORT: '0', SHUTDOWN_DELAY_MS: '2000' });
     // A load balancer's pool, holding connections that were idle when the signal came.
     const pool = new http.Agent({ keepAlive: true, maxSockets: 3 });
     try {

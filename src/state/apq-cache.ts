@@ -45,7 +45,6 @@ export class ApqCache implements KeyValueCache<string> {
   constructor(
     private readonly redis: RedisState,
     private readonly failover: FailoverState,
-    private readonly prefix: string,
     private readonly logger: Logger,
     private readonly sharing: ApqSharing = APQ_SHARING,
   ) {}
@@ -53,8 +52,8 @@ export class ApqCache implements KeyValueCache<string> {
   async get(key: string): Promise<string | undefined> {
     if (this.failover.shared) {
       try {
-        const shared = await this.redis.client.get(this.prefix + key);
-        if (shared !== null) return shared;
+        const [shared] = await this.redis.read([key]);
+        if (shared !== null && shared !== undefined) return shared;
       } catch (error) {
         this.failover.degrade(error);
       }
@@ -80,7 +79,7 @@ export class ApqCache implements KeyValueCache<string> {
   async delete(key: string): Promise<boolean | void> {
     if (this.failover.shared) {
       try {
-        await this.redis.client.del(this.prefix + key);
+        await this.redis.remove(key);
       } catch (error) {
         this.failover.degrade(error);
       }

@@ -39,8 +39,8 @@ export async function openState(
   onRedisChange(failover.shared);
   return {
     state: failover,
-    // Apollo's own keys already start with `apq:`.
-    apqCache: new ApqCache(redis, failover, settings.keyPrefix, logger),
+    // Under the state's prefix (RedisState's); Apollo's own keys already start with `apq:`.
+    apqCache: new ApqCache(redis, failover, logger),
     status: () => failover.status,
     close: () => failover.close(),
   };

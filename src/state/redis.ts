@@ -132,6 +132,10 @@ export class RedisState implements SharedState {
     return this.client.mget(keys.map((key) => this.prefix + key));
   }
 
+  async remove(key: string): Promise<void> {
+    await this.client.del(this.prefix + key);
+  }
+
   async write(key: string, value: string, ttlMs: number): Promise<void> {
     await this.client.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
   }
