@@ -179,9 +179,10 @@ export class GuardedVerification {
       sealedCodec(seal, params),
       // Stopped because every caller here went away: no outcome for followers on other instances,
       // who still want one; they take over once the lease is dropped. Nor for RATE_LIMITED: it is
-      // decided before any upstream call, a follower taking over is told the same by its own
-      // check of the limit (the lease and a few Redis commands), and a result key per refusal (60 s of Redis memory each, whatever the rate a
-      // caller over their limit keeps sending at) would let one caller fill the shared Redis.
+      // decided before any upstream call, a follower taking over is told the same by its own check
+      // of the limit (the lease and a few Redis commands), and a result key per refusal (60 s of
+      // Redis memory each, at whatever rate a caller over their limit keeps sending) would let one
+      // caller fill the shared Redis.
       (error) => context.signal?.aborted === true || isRateLimited(error),
     );
     if (led) return value;
