@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { packageOf, shortUrl } from './cpuprofile.js';
 import { load } from './load.js';
-import { MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetSpec } from './setup.js';
+import { MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetKind, type TargetSpec } from './setup.js';
 
 interface SamplingNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
@@ -51,6 +51,7 @@ export function summarizeAllocations(profile: SamplingProfile): AllocationSummar
 
 const TARGETS: readonly TargetSpec[] = [
   { kind: 'gateway', flow: 'ephemeral' },
+  { kind: 'apollo', flow: 'ephemeral' },
   { kind: 'got', flow: 'ephemeral' },
   { kind: 'undici', flow: 'ephemeral' },
 ];
@@ -61,7 +62,7 @@ export async function runAllocation(options: { seconds: number; warmupSeconds: n
   console.log(`\n== allocation: bytes allocated per mutation, closed loop (${options.connections} connections), ${options.seconds} s sampled after ${options.warmupSeconds} s`);
   const callers = await callerAuthorizations();
   const upstream = await startUpstream(0);
-  const results: { name: string; mutations: number; summary: AllocationSummary }[] = [];
+  const results: AllocationResult[] = [];
   try {
     for (const spec of TARGETS) {
       const file = join(options.resultsDir, `alloc-${spec.kind}.heapprofile`);
@@ -79,7 +80,7 @@ export async function runAllocation(options: { seconds: number; warmupSeconds: n
         await until(() => existsSync(file), 10_000, `${targetName(spec)} wrote no allocation profile`);
         if (result.errors > 0) console.log(`   ${targetName(spec)}: ${result.errors} errors of ${result.responses}`);
         const summary = summarizeAllocations(JSON.parse(readFileSync(file, 'utf8')) as SamplingProfile);
-        results.push({ name: targetName(spec), mutations: result.responses, summary });
+        results.push({ kind: spec.kind, name: targetName(spec), mutations: result.responses, summary });
         console.log(`   ${targetName(spec)}: ${result.responses} mutations, ${kb(summary.bytes, result.responses).toFixed(1)} KB allocated per mutation`);
       } finally {
         await target.stop();
@@ -99,22 +100,33 @@ export async function runAllocation(options: { seconds: number; warmupSeconds: n
   console.log(`\nWrote ${join(options.resultsDir, 'alloc-latest.json')} (and the profiles, alloc-<target>.heapprofile: open them in Chrome DevTools' Memory panel)`);
 }
 
-export function renderAllocation(results: readonly { name: string; mutations: number; summary: AllocationSummary }[], top = 15): string {
-  const [gateway, got] = results;
+interface AllocationResult {
+  readonly kind: TargetKind;
+  readonly name: string;
+  readonly mutations: number;
+  readonly summary: AllocationSummary;
+}
+
+export function renderAllocation(results: readonly AllocationResult[], top = 15): string {
+  const of = (kind: TargetKind) => results.find((result) => result.kind === kind);
+  const [gateway, apollo, got] = [of('gateway'), of('apollo'), of('got')];
   const lines = ['| target | KB allocated/mutation | ×got |', '|---|---|---|'];
   const gotKb = got ? kb(got.summary.bytes, got.mutations) : Number.NaN;
   for (const { name, mutations, summary } of results) {
     const own = kb(summary.bytes, mutations);
     lines.push(`| ${name} | ${own.toFixed(1)} | ${name === got?.name ? '' : (own / gotKb).toFixed(2)} |`);
   }
-  if (!gateway || !got) return lines.join('\n');
-  const names = new Set([...gateway.summary.packages.keys(), ...got.summary.packages.keys()]);
-  const over = [...names]
-    .map((name) => ({ name, delta: kb(gateway.summary.packages.get(name) ?? 0, gateway.mutations) - kb(got.summary.packages.get(name) ?? 0, got.mutations) }))
-    .sort((a, b) => b.delta - a.delta)
-    .slice(0, top);
-  lines.push('', `${gateway.name} over ${got.name}, by package (KB per mutation):`);
-  for (const { name, delta } of over) lines.push(`  ${(delta >= 0 ? '+' : '') + delta.toFixed(2)}`.padEnd(10) + ` ${name}`);
+  if (!gateway) return lines.join('\n');
+  for (const base of [got, apollo]) {
+    if (!base) continue;
+    const names = new Set([...gateway.summary.packages.keys(), ...base.summary.packages.keys()]);
+    const over = [...names]
+      .map((name) => ({ name, delta: kb(gateway.summary.packages.get(name) ?? 0, gateway.mutations) - kb(base.summary.packages.get(name) ?? 0, base.mutations) }))
+      .sort((a, b) => b.delta - a.delta)
+      .slice(0, top);
+    lines.push('', `${gateway.name} over ${base.name}, by package (KB per mutation):`);
+    for (const { name, delta } of over) lines.push(`  ${(delta >= 0 ? '+' : '') + delta.toFixed(2)}`.padEnd(10) + ` ${name}`);
+  }
   const own = [...gateway.summary.functions].filter(([name]) => /(^| )dist\//.test(name.split(' ').slice(1).join(' ')));
   lines.push('', `${gateway.name}'s own code (dist/), top functions (KB per mutation):`);
   for (const [name, bytes] of own.sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${kb(bytes, gateway.mutations).toFixed(2).padStart(6)}  ${name}`);

@@ -105,7 +105,7 @@ export function renderTable(scenario: ScenarioResult): string {
       figure(s.peakRssMb, 0),
       `${s.errors}/${s.responses}`,
     ];
-    const got = target.spec.kind === 'gateway' ? baselineOf(scenario, target, 'got') : undefined;
+    const got = target.spec.kind === 'gateway' || target.spec.kind === 'apollo' ? baselineOf(scenario, target, 'got') : undefined;
     const undici = target.spec.kind === 'undici' ? undefined : baselineOf(scenario, target, 'undici');
     const cpu = (r: RoundResult) => r.cpuMsPerMutation;
     cells.push(got ? figure(paired(target, got, cpu, (a, b) => a / b), 2) : '');
@@ -150,6 +150,32 @@ export function checkGoals(throughput: ScenarioResult | undefined, latency: Scen
     checks.push({ goal: 'CPU: gateway CPU per mutation ≤ 1.2 × got baseline', measured: `×${figure(ratio, 2)}`, met: ratio.median <= 1.2 });
   }
   return checks;
+}
+
+/**
+ * Apollo Server alone over the same calls, against the got baseline and the gateway: how much of
+ * the gateway's figures is the GraphQL layer's own, before any of the gateway's features.
+ */
+export function renderGraphqlLayer(throughput: ScenarioResult | undefined, latency: ScenarioResult | undefined): string[] {
+  const lines: string[] = [];
+  const cpu = (r: RoundResult) => r.cpuMsPerMutation;
+  for (const scenario of [throughput, latency]) {
+    const apollo = scenario?.targets.find((t) => t.spec.kind === 'apollo');
+    const gateway = scenario?.targets.find((t) => t.spec.kind === 'gateway' && t.spec.flow === 'ephemeral');
+    const got = scenario && apollo ? baselineOf(scenario, apollo, 'got') : undefined;
+    if (!scenario || !apollo || !got) continue;
+    const ratio = paired(apollo, got, cpu, (a, b) => a / b);
+    let line = `  ${scenario.name}: CPU per mutation ×${figure(ratio, 2)} the got baseline's`;
+    if (scenario.overallRate !== null) {
+      line += `, p50 +${figure(paired(apollo, got, (r) => r.p50, (a, b) => a - b), 2)} ms, p99 +${figure(paired(apollo, got, (r) => r.p99, (a, b) => a - b), 2)} ms`;
+    }
+    if (gateway) line += `; the gateway's ×${figure(paired(gateway, apollo, cpu, (a, b) => a / b), 2)} Apollo Server's alone`;
+    lines.push(line);
+    if (scenario.overallRate === null && ratio.median > 1.2) {
+      lines.push('  (Apollo Server alone is over the CPU goal\'s ×1.2 already: no build on it can meet that goal on this machine)');
+    }
+  }
+  return lines.length ? ['Apollo Server + got, alone (the same schema and upstream calls; no auth, logging, metrics, duplicate protection or resilience):', ...lines] : [];
 }
 
 export function renderGoals(checks: readonly GoalCheck[]): string {

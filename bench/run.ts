@@ -2,7 +2,8 @@
  * `npm run bench`: the gateway against two bare baselines, alternately, on loopback.
  *   --quick                 short warm-up and duration, one round (a smoke run)
  *   --burst                 the burst scenario instead (burst.ts)
- *   --profile               profile the gateway under load instead (profile.ts)
+ *   --profile               profile the gateway under load instead (profile.ts); --target apollo|got|undici
+ *                           profiles that target instead
  *   --alloc                 bytes allocated per mutation by each target instead (alloc.ts)
  *   --rounds N --duration S --warmup S --connections N --rate R --only throughput|latency
  * See the README's "Performance" section for how to read the output.
@@ -21,6 +22,7 @@ import {
   checkGoals,
   clientCostPerCall,
   renderGoals,
+  renderGraphqlLayer,
   renderSvg,
   renderTable,
   stealSpread,
@@ -28,7 +30,7 @@ import {
   type ScenarioResult,
   type TargetResult,
 } from './report.js';
-import { CLIENT_CPU, SERVER_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetSpec } from './setup.js';
+import { CLIENT_CPU, SERVER_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetKind, type TargetSpec } from './setup.js';
 import type { Spread } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -43,6 +45,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     rate: { type: 'string', default: '300' },
     only: { type: 'string' },
+    target: { type: 'string', default: 'gateway' },
   },
 });
 
@@ -62,6 +65,13 @@ function bounded(raw: string | undefined, fallback: number, min: number, max: nu
   const value = raw === undefined ? fallback : Number(raw);
   if (!Number.isFinite(value) || value < min || value > max) throw new Error(`expected a number from ${min} to ${max}, got ${raw}`);
   return value;
+}
+
+function targetKind(raw: string | undefined): TargetKind {
+  const kinds: readonly TargetKind[] = ['gateway', 'apollo', 'got', 'undici'];
+  const kind = kinds.find((each) => each === raw);
+  if (!kind) throw new Error(`expected --target to be one of ${kinds.join(', ')}, got ${raw}`);
+  return kind;
 }
 
 /** The load generator (this process) stays off the measured server's core. */
@@ -167,12 +177,13 @@ async function main(): Promise<void> {
   if (args.burst) return runBurst({ quick, resultsDir: RESULTS_DIR });
   if (args.alloc) return runAllocation({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 20 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
   // The profile covers the gateway's whole life, its warm-up included: a short one by default.
-  if (args.profile) return runProfile({ seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 10 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
+  if (args.profile) return runProfile({ kind: targetKind(args.target), seconds: settings.durationSeconds, warmupSeconds: args.warmup === undefined && !quick ? 10 : settings.warmupSeconds, connections: settings.connections, resultsDir: RESULTS_DIR });
   console.log(`rounds ${settings.rounds}, ${settings.durationSeconds} s each, after a warm-up per target of ${settings.warmupSeconds} s in a closed loop (then ${settleSeconds} s at the fixed rate, where there is one)`);
 
   const headers = REQUEST_HEADERS;
   const callers = await callerAuthorizations();
-  const ephemeral = (['gateway', 'got', 'undici'] as const).map((kind) => ({ kind, flow: 'ephemeral' as const }));
+  // Apollo Server alone over the same calls: the share of each figure that is the GraphQL layer's.
+  const ephemeral = (['gateway', 'apollo', 'got', 'undici'] as const).map((kind) => ({ kind, flow: 'ephemeral' as const }));
   const allPlans: ScenarioPlan[] = [
     {
       name: 'throughput',
@@ -204,6 +215,11 @@ async function main(): Promise<void> {
   );
   console.log('Goals (medians over rounds; per-round min–max in parentheses):');
   console.log(renderGoals(goals));
+  const layer = renderGraphqlLayer(
+    scenarios.find((s) => s.name === 'throughput'),
+    scenarios.find((s) => s.name === 'latency'),
+  );
+  if (layer.length) console.log(`\n${layer.join('\n')}`);
   const cost = clientCostPerCall(scenarios.find((s) => s.name === 'throughput'));
   if (cost) {
     console.log(

@@ -14,15 +14,21 @@ export const SERVER_CPU = 1;
 export const CLIENT_CPU = 0;
 
 export type Flow = 'ephemeral' | 'deeplink';
-export type TargetKind = 'gateway' | 'got' | 'undici';
+export type TargetKind = 'gateway' | 'apollo' | 'got' | 'undici';
 
 export interface TargetSpec {
   readonly kind: TargetKind;
   readonly flow: Flow;
 }
 
-export const targetName = (spec: TargetSpec): string =>
-  `${spec.kind === 'gateway' ? 'gateway' : `bare node:http + ${spec.kind}`}${spec.flow === 'deeplink' ? ' (deeplink)' : ''}`;
+const KIND_NAMES: Readonly<Record<TargetKind, string>> = {
+  gateway: 'gateway',
+  apollo: 'Apollo Server + got, alone',
+  got: 'bare node:http + got',
+  undici: 'bare node:http + undici',
+};
+
+export const targetName = (spec: TargetSpec): string => `${KIND_NAMES[spec.kind]}${spec.flow === 'deeplink' ? ' (deeplink)' : ''}`;
 
 // Compiled into dist-bench/bench/; the gateway itself is the build's dist/main.js.
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -81,13 +87,15 @@ export function startTarget(spec: TargetSpec, upstreamUrl: string, options: Targ
   }
   return startService({
     name: targetName(spec),
-    args: [...flags, here('./baseline.js')],
+    args: [...flags, here(spec.kind === 'apollo' ? './apollo-baseline.js' : './baseline.js')],
     env: {
+      // Apollo Server reads it (as the gateway does); the bare baselines do not.
+      NODE_ENV: 'production',
       NODE_OPTIONS,
       IDV_BASE_URL: upstreamUrl,
       IDV_API_KEY: API_KEY,
       BENCH_WORKFLOW_ID: WORKFLOW_ID,
-      BENCH_CLIENT: spec.kind,
+      BENCH_CLIENT: spec.kind === 'undici' ? 'undici' : 'got',
       BENCH_FLOW: spec.flow,
       ...options.env,
     },

@@ -6,11 +6,11 @@ import type { DocumentNode } from 'graphql';
 /** The schema files in ../schema, one document, read once at start-up. */
 export const SCHEMA_DIR = fileURLToPath(new URL('../schema/', import.meta.url));
 
-export function loadTypeDefs(): DocumentNode {
-  const sdl = readdirSync(SCHEMA_DIR)
+export function loadTypeDefs(dir = SCHEMA_DIR): DocumentNode {
+  const sdl = readdirSync(dir)
     .filter((file) => file.endsWith('.graphql'))
     .sort()
-    .map((file) => readFileSync(`${SCHEMA_DIR}${file}`, 'utf8'))
+    .map((file) => readFileSync(`${dir}${file}`, 'utf8'))
     .join('\n');
   return gql(sdl);
 }

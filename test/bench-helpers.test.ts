@@ -2,7 +2,7 @@ import { summarizeAllocations, type SamplingProfile } from '../bench/alloc.js';
 import { classify } from '../bench/burst.js';
 import { packageOf, summarizeProfile, type CpuProfile } from '../bench/cpuprofile.js';
 import { isHandoff } from '../bench/load.js';
-import { checkGoals, stealSpread, type ScenarioResult } from '../bench/report.js';
+import { checkGoals, renderGraphqlLayer, stealSpread, type ScenarioResult } from '../bench/report.js';
 import { cpuTicksFromStat, percentile, requestsDueBy, spread, statusFieldKb, stealTicksFromProcStat } from '../bench/stats.js';
 
 // The benchmark's pure helpers (the benchmark itself is never part of `npm test`).
@@ -135,5 +135,31 @@ describe('benchmark helpers', () => {
     });
     const checks = checkGoals(scenario('throughput', round(0, 0, 1.1), round(0, 0, 1)), scenario('latency', round(41.5, 50, 0), round(41, 44, 0)));
     expect(checks.map((c) => c.met)).toEqual([true, false, true]);
+  });
+
+  it('sets Apollo Server alone against the got baseline and the gateway, and says when it alone is over the CPU goal', () => {
+    const round = (p50: number, p99: number, cpu: number) => ({ perSecond: 1, p50, p99, cpuMsPerMutation: cpu, cpuPercent: 1, peakRssMb: 1, errors: 0, responses: 1 });
+    const scenario = (name: string, overallRate: number | null, cpu: { gateway: number; apollo: number; got: number }): ScenarioResult => ({
+      name,
+      description: '',
+      upstreamLatencyMs: 20,
+      overallRate,
+      connections: 1,
+      targets: [
+        { name: 'gateway', spec: { kind: 'gateway', flow: 'ephemeral' }, rounds: [round(43, 60, cpu.gateway)] },
+        { name: 'apollo', spec: { kind: 'apollo', flow: 'ephemeral' }, rounds: [round(42.5, 54, cpu.apollo)] },
+        { name: 'got', spec: { kind: 'got', flow: 'ephemeral' }, rounds: [round(42, 50, cpu.got)] },
+      ],
+    });
+    const over = renderGraphqlLayer(scenario('throughput', null, { gateway: 2, apollo: 1.3, got: 1 }), scenario('latency', 300, { gateway: 1.5, apollo: 1.2, got: 1 }));
+    expect(over).toEqual([
+      expect.stringMatching(/^Apollo Server \+ got, alone/),
+      "  throughput: CPU per mutation ×1.30 the got baseline's; the gateway's ×1.54 Apollo Server's alone",
+      expect.stringMatching(/no build on it can meet that goal/),
+      "  latency: CPU per mutation ×1.20 the got baseline's, p50 +0.50 ms, p99 +4.00 ms; the gateway's ×1.25 Apollo Server's alone",
+    ]);
+    const within = renderGraphqlLayer(scenario('throughput', null, { gateway: 2, apollo: 1.1, got: 1 }), undefined);
+    expect(within).toHaveLength(2);
+    expect(renderGraphqlLayer(undefined, undefined)).toEqual([]);
   });
 });
