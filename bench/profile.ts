@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- --profile [--target apollo|got|undici]`: the gateway (or another target) under
- * closed-loop load with `node --cpu-prof`, then
- * the top self-time functions and packages of the profile. Open the .cpuprofile in Chrome's
- * DevTools (Performance panel) or speedscope for a flame graph.
+ * closed-loop load with `node --cpu-prof`, then the top self-time functions and packages of the
+ * profile. Open the .cpuprofile in Chrome's DevTools (Performance panel) or speedscope for a flame
+ * graph.
  */
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
