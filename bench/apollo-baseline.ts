@@ -9,8 +9,9 @@
  */
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { ApolloServer, HeaderMap } from '@apollo/server';
+import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { apolloRequestOf } from '../src/graphql-http.js';
 import { loadTypeDefs } from '../src/schema.js';
 import { handoff, listenAndAnnounce, readBody, send } from './bare-handoff.js';
 
@@ -25,13 +26,12 @@ await apollo.start();
 
 const server = http.createServer((req, res) => {
   readBody(req, (body) => {
-    const headers = new HeaderMap();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-    }
+    // Handed to Apollo as the gateway hands it (graphql-http.ts), the parsed body on the request.
+    const request: http.IncomingMessage & { body?: unknown } = req;
+    request.body = JSON.parse(body) as unknown;
     apollo
       .executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method: req.method ?? 'POST', headers, search: '', body: JSON.parse(body) as unknown },
+        httpGraphQLRequest: apolloRequestOf(request, ''),
         context: () => Promise.resolve({}),
       })
       .then(

@@ -124,7 +124,7 @@ async function execute(options: GraphqlHttpOptions, req: IncomingMessage, res: S
 }
 
 /** The request as Apollo's Express integration handed it over: headers joined, method upper-cased, the parsed body. */
-function apolloRequestOf(req: IncomingMessage & { body?: unknown }, search: string): HTTPGraphQLRequest {
+export function apolloRequestOf(req: IncomingMessage & { body?: unknown }, search: string): HTTPGraphQLRequest {
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
