@@ -12,10 +12,11 @@ export const APQ_TTL_SECONDS = 86_400;
 /**
  * What Redis may be made to hold. Any client can register any valid query, without a token (Apollo
  * stores it once it validates, before any resolver checks the caller), and a comment (which the
- * token limit does not count) pads one to the body limit: without these, one client could fill the Redis that also holds the leases and idempotency records (200 registrations
- * of 60 KB took 13 MB, kept for a day). An app's own operations are a few dozen texts of a few KB,
- * registered once a day; beyond either bound a query is kept by this instance alone, which only
- * costs a client the round trip that registers it on each other instance.
+ * token limit does not count) pads one to the body limit: without these, one client could fill
+ * the Redis that also holds the leases and idempotency records (200 registrations of 60 KB took
+ * 13 MB, kept for a day). An app's own operations are a few dozen texts of a few KB, registered
+ * once a day; beyond either bound a query is kept by this instance alone, which only costs a
+ * client the round trip that registers it on each other instance.
  */
 export interface ApqSharing {
   /** Longest query text shared, in UTF-8 bytes. */
