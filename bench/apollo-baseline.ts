@@ -37,8 +37,7 @@ const server = http.createServer((req, res) => {
       .then(
         (answer) => {
           if (answer.body.kind !== 'complete') throw new Error('expected a complete answer');
-          res.writeHead(answer.status ?? 200, { 'content-type': answer.headers.get('content-type') ?? 'application/json', 'content-length': Buffer.byteLength(answer.body.string) });
-          res.end(answer.body.string);
+          send(res, answer.status ?? 200, answer.body.string, answer.headers.get('content-type'));
         },
       )
       .catch((error: unknown) => send(res, 502, JSON.stringify({ errors: [{ message: String(error) }] })));

@@ -93,8 +93,8 @@ export function listenAndAnnounce(server: http.Server): void {
   process.on('SIGTERM', () => process.exit(0));
 }
 
-export function send(res: http.ServerResponse, status: number, payload: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+export function send(res: http.ServerResponse, status: number, payload: string, contentType = 'application/json'): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) });
   res.end(payload);
 }
 
