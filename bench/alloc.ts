@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { packageOf, shortUrl } from './cpuprofile.js';
 import { load } from './load.js';
-import { MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetKind, type TargetSpec } from './setup.js';
+import { MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, TARGET_KINDS, targetName, type TargetKind, type TargetSpec } from './setup.js';
 
 interface SamplingNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
@@ -49,12 +49,7 @@ export function summarizeAllocations(profile: SamplingProfile): AllocationSummar
   return { bytes, packages, functions };
 }
 
-const TARGETS: readonly TargetSpec[] = [
-  { kind: 'gateway', flow: 'ephemeral' },
-  { kind: 'apollo', flow: 'ephemeral' },
-  { kind: 'got', flow: 'ephemeral' },
-  { kind: 'undici', flow: 'ephemeral' },
-];
+const TARGETS: readonly TargetSpec[] = TARGET_KINDS.map((kind) => ({ kind, flow: 'ephemeral' }));
 const SAMPLER = fileURLToPath(new URL('./alloc-sampler.js', import.meta.url));
 const kb = (bytes: number, mutations: number) => bytes / mutations / 1024;
 

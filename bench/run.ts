@@ -30,7 +30,7 @@ import {
   type ScenarioResult,
   type TargetResult,
 } from './report.js';
-import { CLIENT_CPU, SERVER_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, targetName, type TargetKind, type TargetSpec } from './setup.js';
+import { CLIENT_CPU, SERVER_CPU, MUTATION, callerAuthorizations, REQUEST_HEADERS, startTarget, startUpstream, TARGET_KINDS, targetName, type TargetKind, type TargetSpec } from './setup.js';
 import type { Spread } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -68,9 +68,8 @@ function bounded(raw: string | undefined, fallback: number, min: number, max: nu
 }
 
 function targetKind(raw: string | undefined): TargetKind {
-  const kinds: readonly TargetKind[] = ['gateway', 'apollo', 'got', 'undici'];
-  const kind = kinds.find((each) => each === raw);
-  if (!kind) throw new Error(`expected --target to be one of ${kinds.join(', ')}, got ${raw}`);
+  const kind = TARGET_KINDS.find((each) => each === raw);
+  if (!kind) throw new Error(`expected --target to be one of ${TARGET_KINDS.join(', ')}, got ${raw}`);
   return kind;
 }
 
@@ -183,7 +182,7 @@ async function main(): Promise<void> {
   const headers = REQUEST_HEADERS;
   const callers = await callerAuthorizations();
   // Apollo Server alone over the same calls: the share of each figure that is the GraphQL layer's.
-  const ephemeral = (['gateway', 'apollo', 'got', 'undici'] as const).map((kind) => ({ kind, flow: 'ephemeral' as const }));
+  const ephemeral = TARGET_KINDS.map((kind) => ({ kind, flow: 'ephemeral' as const }));
   const allPlans: ScenarioPlan[] = [
     {
       name: 'throughput',

@@ -28,6 +28,9 @@ const KIND_NAMES: Readonly<Record<TargetKind, string>> = {
   undici: 'bare node:http + undici',
 };
 
+/** Every kind, in the order the benchmark runs them. */
+export const TARGET_KINDS = Object.keys(KIND_NAMES) as readonly TargetKind[];
+
 export const targetName = (spec: TargetSpec): string => `${KIND_NAMES[spec.kind]}${spec.flow === 'deeplink' ? ' (deeplink)' : ''}`;
 
 // Compiled into dist-bench/bench/; the gateway itself is the build's dist/main.js.
